@@ -1,0 +1,20 @@
+"""RealNVP on the continuous (dequantized) 8x8 digits, reported in nats and bits/dim."""
+
+from experiments.configs import default
+
+
+def get_config(arg: str | None = None):
+    c = default.get_config()
+    c.data.source, c.data.name, c.data.variant = "digits", "digits", "continuous"
+    c.data.num_levels = 17
+    c.model.num_layers = 8
+    c.model.hidden_sizes = (256, 256)
+    c.model.logit_alpha = 0.05
+    c.optim.ema_decay = 0.999
+    c.train.num_steps = 5_000
+    c.train.batch_size = 128
+    c.train.eval_batch_size = 128
+    c.train.eval_every = 500
+    c.train.sample_every = 1_000
+    c.train.num_samples = 64
+    return default.shrink_for_smoke(c) if arg == "smoke" else c

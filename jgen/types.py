@@ -1,0 +1,33 @@
+"""Shared type aliases and the callable protocols that connect models, losses and samplers.
+
+The sign conventions: ``log_prob(x) = -energy(x)`` up to ``log Z`` and ``score(x) = grad_x
+log_prob(x) = -grad_x energy(x)``. Every callable is batch-first: an energy or a log-density maps
+``(n, *event) -> (n,)``, a score maps ``(n, *event) -> (n, *event)``.
+"""
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import jax
+
+PRNGKey = jax.Array
+Array = jax.Array
+PyTree = Any
+Params = PyTree
+Batch = Mapping[str, Array] | Array
+Metrics = Mapping[str, Array]
+
+
+class EnergyFn(Protocol):
+    def __call__(self, params: Params, x: Array) -> Array:
+        """Energy ``E(x)`` of a batch: ``(n, *event) -> (n,)``."""
+
+
+class LogProbFn(Protocol):
+    def __call__(self, params: Params, x: Array) -> Array:
+        """Log-density ``log p(x)`` of a batch: ``(n, *event) -> (n,)``."""
+
+
+class ScoreFn(Protocol):
+    def __call__(self, params: Params, x: Array) -> Array:
+        """Score ``grad_x log p(x)`` of a batch: ``(n, *event) -> (n, *event)``."""

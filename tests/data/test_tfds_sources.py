@@ -1,0 +1,176 @@
+"""Tests for `jgen.data.tfds_sources` on small array_record datasets written to a tmp dir.
+
+`tfds.testing.mock_data` is not used: in tensorflow-datasets 4.9.10 its mocked data source
+breaks batched reads (`__getitems__` is set on a MagicMock as a plain attribute, so it is
+called without `self` and raises TypeError), which `load` relies on. Instead each dataset
+is written for real, in the on-disk layout `tfds.data_source` reads: the registered
+builder's own feature spec and DatasetInfo, examples serialized by tfds, PNG-encoded images
+(with PIL, since tfds's own encoder needs TensorFlow) in an array_record shard per split.
+The whole read path (dataset_info.json, array_record, proto parsing, PNG decoding) is real.
+"""
+
+import io
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from array_record.python.array_record_module import ArrayRecordWriter
+from PIL import Image
+from tensorflow_datasets.core import naming
+
+from jgen.data import tfds_sources
+
+SPLIT_SIZES = {"train": 13, "test": 6}
+SHAPES = {
+    "mnist": (28, 28, 1),
+    "fashion_mnist": (28, 28, 1),
+    "binarized_mnist": (28, 28, 1),
+    "cifar10": (32, 32, 3),
+}
+
+
+def _png(image):
+    buf = io.BytesIO()
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_fake_dataset(name, data_dir, split_sizes, seed=0):
+    """Writes a prepared-looking array_record copy of TFDS dataset `name` under `data_dir`.
+
+    Returns:
+        `{split: (images, labels or None)}`: what was written, for exact comparisons.
+    """
+    builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+    features = builder.info.features
+    shape = features["image"].shape
+    high = 2 if name == "binarized_mnist" else 256
+    rng = np.random.default_rng(seed)
+    builder.data_path.mkdir(parents=True, exist_ok=True)
+    written, split_infos = {}, []
+    for split, n in split_sizes.items():
+        images = rng.integers(0, high, (n, *shape), dtype=np.uint8)
+        labels = rng.integers(0, 10, n) if "label" in features else None
+        template = naming.ShardedFileTemplate(
+            data_dir=builder.data_path,
+            dataset_name=name,
+            split=split,
+            filetype_suffix="array_record",
+        )
+        writer = ArrayRecordWriter(
+            str(template.sharded_filepath(shard_index=0, num_shards=1)), "group_size:1"
+        )
+        for i in range(n):
+            example = {"image": _png(images[i])}
+            if labels is not None:
+                example["label"] = int(labels[i])
+            if "id" in features:  # cifar10 carries a string id per image
+                example["id"] = f"{split}_{i:05d}"
+            writer.write(features.serialize_example(example))
+        writer.close()
+        split_infos.append(
+            tfds.core.SplitInfo(
+                name=split, shard_lengths=[n], num_bytes=0, filename_template=template
+            )
+        )
+        written[split] = (images, labels)
+    builder.info.set_splits(tfds.core.SplitDict(split_infos))
+    builder.info.write_to_directory(builder.data_path)
+    return written
+
+
+@pytest.fixture(scope="module")
+def fake_data(tmp_path_factory):
+    """One data_dir holding all four datasets: `(data_dir, {name: {split: arrays}})`."""
+    data_dir = tmp_path_factory.mktemp("tfds")
+    written = {name: write_fake_dataset(name, data_dir, SPLIT_SIZES) for name in tfds_sources.NAMES}
+    return str(data_dir), written
+
+
+@pytest.mark.parametrize("name", tfds_sources.NAMES)
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_load_reads_what_was_written(fake_data, name, split):
+    data_dir, written = fake_data
+    images, labels = tfds_sources.load(name, split, data_dir=data_dir)
+    n = SPLIT_SIZES[split]
+    assert images.shape == (n, *SHAPES[name])
+    assert images.dtype == np.uint8
+    np.testing.assert_array_equal(images, written[name][split][0])
+    if name == "binarized_mnist":
+        assert labels is None
+        assert set(np.unique(images)) <= {0, 1}
+    else:
+        assert labels.shape == (n,)
+        assert labels.dtype == np.int32
+        assert labels.min() >= 0 and labels.max() < 10
+        np.testing.assert_array_equal(labels, written[name][split][1])
+
+
+@pytest.mark.parametrize("name", tfds_sources.NAMES)
+def test_limit_reads_first_records(fake_data, name):
+    data_dir, written = fake_data
+    want_images, want_labels = written[name]["train"]
+    images, labels = tfds_sources.load(name, "train", data_dir=data_dir, limit=4)
+    np.testing.assert_array_equal(images, want_images[:4])
+    if want_labels is not None:
+        np.testing.assert_array_equal(labels, want_labels[:4])
+    # A limit past the end reads everything; zero reads nothing but keeps the shapes.
+    images, _ = tfds_sources.load(name, "train", data_dir=data_dir, limit=1000)
+    assert len(images) == SPLIT_SIZES["train"]
+    images, labels = tfds_sources.load(name, "train", data_dir=data_dir, limit=0)
+    assert images.shape == (0, *SHAPES[name])
+    assert labels is None or labels.shape == (0,)
+
+
+def test_load_reads_across_chunks(fake_data, monkeypatch):
+    data_dir, written = fake_data
+    monkeypatch.setattr(tfds_sources, "_CHUNK", 5)  # 13 records: chunks of 5, 5, 3
+    images, labels = tfds_sources.load("cifar10", "train", data_dir=data_dir)
+    np.testing.assert_array_equal(images, written["cifar10"]["train"][0])
+    np.testing.assert_array_equal(labels, written["cifar10"]["train"][1])
+
+
+def test_negative_limit_raises(fake_data):
+    with pytest.raises(ValueError, match="limit"):
+        tfds_sources.load("mnist", "train", data_dir=fake_data[0], limit=-1)
+
+
+def test_source_is_random_access(fake_data):
+    data_dir, written = fake_data
+    src = tfds_sources.source("mnist", "test", data_dir=data_dir)
+    assert len(src) == SPLIT_SIZES["test"]
+    np.testing.assert_array_equal(src[2]["image"], written["mnist"]["test"][0][2])
+
+
+@pytest.mark.parametrize("name", tfds_sources.NAMES)
+def test_missing_data_raises_file_not_found(tmp_path, name):
+    with pytest.raises(FileNotFoundError) as info:
+        tfds_sources.load(name, "train", data_dir=tmp_path)
+    message = str(info.value)
+    assert repr(name) in message
+    assert str(tmp_path) in message
+    assert "TFDS_DATA_DIR" in message
+    assert "file_format='array_record'" in message
+    assert info.value.__cause__ is not None
+
+
+def test_unknown_name_raises_value_error():
+    with pytest.raises(ValueError, match="name") as info:
+        tfds_sources.source("mnistt", "train")
+    assert "'mnistt'" in str(info.value)
+    assert "fashion_mnist" in str(info.value)
+
+
+def test_tfds_data_dir_env_var_is_honoured(fake_data, monkeypatch, tmp_path):
+    data_dir, written = fake_data
+    monkeypatch.setenv("TFDS_DATA_DIR", data_dir)
+    images, labels = tfds_sources.load("fashion_mnist", "test")
+    np.testing.assert_array_equal(images, written["fashion_mnist"]["test"][0])
+    np.testing.assert_array_equal(labels, written["fashion_mnist"]["test"][1])
+
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        tfds_sources.load("fashion_mnist", "test")
+    # An explicit data_dir wins over the environment variable.
+    images, _ = tfds_sources.load("fashion_mnist", "test", data_dir=data_dir)
+    assert len(images) == SPLIT_SIZES["test"]
