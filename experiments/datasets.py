@@ -26,14 +26,26 @@ def toy_dataset(data_config, seed: int) -> Dataset:
 
 
 def digits_dataset(data_config, seed: int) -> Dataset:
-    """The fixed digits split (DATA.md), each split truncated to the configured size."""
+    """The fixed digits split (DATA.md), each split truncated to the configured size.
+
+    With ``data.num_levels = 17`` the splits hold the cell corners ``k / 17`` and the model
+    dequantizes them with fresh noise (``jgen.bijectors.dequantization``); otherwise they hold
+    ``data.variant`` as ``jgen.data.digits.load`` returns it.
+    """
     limits = {
         "train": data_config.num_train,
         "validation": data_config.num_validation,
         "test": data_config.num_test,
     }
-    splits = {s: digits.load(data_config.variant, s, seed=seed)[0][:n] for s, n in limits.items()}
-    return Dataset(**splits)
+    if data_config.num_levels and data_config.num_levels != digits.NUM_LEVELS:
+        raise ValueError(f"data.num_levels must be 0 or 17 for digits; got {data_config.num_levels}")
+
+    def load(split):
+        if data_config.num_levels:
+            return digits.load("raw", split)[0].astype(np.float32) / digits.NUM_LEVELS
+        return digits.load(data_config.variant, split, seed=seed)[0]
+
+    return Dataset(**{split: load(split)[:n] for split, n in limits.items()})
 
 
 DATASETS = {"toy2d": toy_dataset, "digits": digits_dataset}

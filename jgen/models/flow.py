@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jgen.bijectors.coupling import AffineCoupling, parity_mask
+from jgen.bijectors.dequantization import uniform_dequantize
 from jgen.checks import check_batch
 from jgen.losses.likelihood import bits_per_dim, dequantized_nll, nll_loss
 from jgen.nets.mlp import MLP
@@ -111,9 +112,10 @@ def module_from_config(model_config) -> RealNVP:
 def make(config, event_shape: tuple[int, ...]) -> Trainer:
     """A maximum-likelihood Trainer for the flow of ``config.model`` on events of ``event_shape``.
 
-    ``evaluate`` returns per-example ``nll`` in nats; when ``config.data.num_levels`` is set (data
-    dequantized from that many levels and scaled to [0, 1)), also ``nll_discrete``, the bound
-    ``nll + D log K`` on the discrete data, and its ``bits_per_dim``.
+    ``evaluate`` returns per-example ``nll`` in nats. When ``config.data.num_levels = K`` is set,
+    batches hold discrete data as cell corners ``k / K``; the loss and ``evaluate`` dequantize
+    them with fresh uniform noise from their key, and ``evaluate`` adds ``nll_discrete``, the bound
+    ``nll + D log K`` on the discrete NLL, and its ``bits_per_dim``.
     """
     event_shape = tuple(event_shape)
     module = module_from_config(config.model)
@@ -123,6 +125,12 @@ def make(config, event_shape: tuple[int, ...]) -> Trainer:
     def log_prob(params, x):
         check_batch("x", x, event_shape)
         return module.apply(params, x, method=RealNVP.log_prob)
+
+    def continuous(batch, key):
+        return uniform_dequantize(key, batch, num_levels) if num_levels else batch
+
+    def loss_fn(params, batch, key):
+        return nll_loss(log_prob)(params, continuous(batch, key), None)
 
     optimizer = optimizer_from_config(config)
     ema_decay = config.optim.ema_decay
@@ -136,13 +144,12 @@ def make(config, event_shape: tuple[int, ...]) -> Trainer:
         return module.apply(params, key, n, event_shape, method=RealNVP.sample)
 
     def evaluate(state, batch, key):
-        del key
-        nll = -log_prob(eval_params(state), batch)
+        nll = -log_prob(eval_params(state), continuous(batch, key))
         metrics = {"nll": nll}
         if num_levels:
             metrics["nll_discrete"] = dequantized_nll(nll, num_dims, num_levels)
             metrics["bits_per_dim"] = bits_per_dim(metrics["nll_discrete"], num_dims)
         return metrics
 
-    step = make_step(nll_loss(log_prob), optimizer, ema_decay)
+    step = make_step(loss_fn, optimizer, ema_decay)
     return Trainer(init=init, step=step, sample=sample, evaluate=evaluate)

@@ -54,7 +54,7 @@ def make_step(
         ema = state.ema_params
         if ema is not None:
             ema = optax.incremental_update(params, ema, step_size=1.0 - ema_decay)
-        metrics = {"loss": loss, "grad_norm": optax.global_norm(grads)}
+        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
         metrics.update({name: jnp.mean(value) for name, value in aux.items()})
         return TrainState(state.step + 1, params, opt_state, ema), metrics
 
