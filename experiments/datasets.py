@@ -38,7 +38,9 @@ def digits_dataset(data_config, seed: int) -> Dataset:
         "test": data_config.num_test,
     }
     if data_config.num_levels and data_config.num_levels != digits.NUM_LEVELS:
-        raise ValueError(f"data.num_levels must be 0 or 17 for digits; got {data_config.num_levels}")
+        raise ValueError(
+            f"data.num_levels must be 0 or 17 for digits; got {data_config.num_levels}"
+        )
 
     def load(split):
         if data_config.num_levels:

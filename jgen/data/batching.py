@@ -12,8 +12,6 @@ from collections.abc import Iterator
 import jax
 import numpy as np
 
-from jgen.checks import check_finite
-
 
 @functools.lru_cache(maxsize=4)
 def epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
@@ -58,13 +56,12 @@ def train_batches(
     """Yields ``(step, batch)`` forever from ``start_step`` on, each epoch shuffled from ``seed``.
 
     Args:
-      data: the training examples ``(n, *event)``; checked for NaN and inf once, here.
+      data: the training examples ``(n, *event)``.
       batch_size: the global batch size (all processes together).
       seed: the shuffling seed.
       start_step: the first step to yield (the restored step when resuming).
       sharding: where batches go (batch axis sharded over the mesh); ``None`` keeps numpy.
     """
-    check_finite("training data", data)
     step = start_step
     while True:
         idx = batch_indices(step, num_examples=len(data), batch_size=batch_size, seed=seed)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jgen.checks import check_finite
 from jgen.data.batching import padded_batches, to_global_array, train_batches
 from jgen.data.dataset import Dataset
 from jgen.train import checkpoint, parallel, plots
@@ -76,6 +77,8 @@ def train_and_evaluate(config, workdir: str, *, trainer: Trainer, data: Dataset)
       ``data.reference``.
     """
     tc = config.train
+    for split in ("train", "validation", "test"):
+        check_finite(f"data.{split}", getattr(data, split))
     mesh = parallel.make_mesh(config.parallel.num_devices)
     parallel.check_divisible("train.batch_size", tc.batch_size, mesh)
     parallel.check_divisible("train.eval_batch_size", tc.eval_batch_size, mesh)
@@ -101,7 +104,9 @@ def train_and_evaluate(config, workdir: str, *, trainer: Trainer, data: Dataset)
 
     def run_eval(split: str, split_data: np.ndarray) -> dict:
         key = jax.random.fold_in(eval_key, len(split))
-        metrics = evaluate_split(evaluate, state, split_data, tc.eval_batch_size, key, batch_sharding)
+        metrics = evaluate_split(
+            evaluate, state, split_data, tc.eval_batch_size, key, batch_sharding
+        )
         return {f"{split}/{k}": v for k, v in metrics.items()}
 
     first_bad = jnp.asarray(-1, jnp.int32)
@@ -111,35 +116,43 @@ def train_and_evaluate(config, workdir: str, *, trainer: Trainer, data: Dataset)
     batches = train_batches(
         data.train, tc.batch_size, seed=config.seed, start_step=start, sharding=batch_sharding
     )
-    for step, batch in batches:
-        if step >= tc.num_steps:
-            break
-        state, metrics, first_bad = step_fn(state, batch, jnp.asarray(step, jnp.int32), first_bad)
-        window.append(metrics)
-        done = step + 1
-        last = done == tc.num_steps
-        progress.update(1)
-        if done % tc.log_every == 0 or last:
-            _raise_if_bad(first_bad, last_saved)
-            stacked = jax.device_get(window)
-            means = {f"train/{k}": float(np.mean([m[k] for m in stacked])) for k in stacked[0]}
-            now = time.perf_counter()
-            means["train/steps_per_sec"] = (done - tick_step) / (now - tick)
-            tick, tick_step, window = now, done, []
-            writer.write(done, means)
-            progress.set_postfix(loss=f"{means['train/loss']:.4f}")
-        if done % tc.eval_every == 0 or last:
-            writer.write(done, run_eval("validation", data.validation))
-        if tc.sample_every and done % tc.sample_every == 0 and is_chief:
-            samples = np.asarray(sample(state, jax.random.fold_in(sample_key, done), tc.num_samples))
-            os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-            plots.save_samples(os.path.join(workdir, "samples", f"step_{done:07d}.png"), samples)
-        if done % tc.checkpoint_every == 0 or last:
-            _raise_if_bad(first_bad, last_saved)
-            checkpoint.save(manager, done, state)
-            last_saved = done
-    progress.close()
-    checkpoint.wait(manager)
+    try:
+        for step, batch in batches:
+            if step >= tc.num_steps:
+                break
+            state, metrics, first_bad = step_fn(
+                state, batch, jnp.asarray(step, jnp.int32), first_bad
+            )
+            window.append(metrics)
+            done = step + 1
+            last = done == tc.num_steps
+            progress.update(1)
+            if done % tc.log_every == 0 or last:
+                _raise_if_bad(first_bad, last_saved)
+                stacked = jax.device_get(window)
+                means = {f"train/{k}": float(np.mean([m[k] for m in stacked])) for k in stacked[0]}
+                now = time.perf_counter()
+                means["train/steps_per_sec"] = (done - tick_step) / (now - tick)
+                tick, tick_step, window = now, done, []
+                writer.write(done, means)
+                progress.set_postfix(loss=f"{means['train/loss']:.4f}")
+            if done % tc.eval_every == 0 or last:
+                writer.write(done, run_eval("validation", data.validation))
+            if tc.sample_every and done % tc.sample_every == 0 and is_chief:
+                samples = np.asarray(
+                    sample(state, jax.random.fold_in(sample_key, done), tc.num_samples)
+                )
+                os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+                plots.save_samples(
+                    os.path.join(workdir, "samples", f"step_{done:07d}.png"), samples
+                )
+            if done % tc.checkpoint_every == 0 or last:
+                _raise_if_bad(first_bad, last_saved)
+                checkpoint.save(manager, done, state)
+                last_saved = done
+    finally:  # a run stopped by an error still commits the checkpoints it started
+        progress.close()
+        checkpoint.wait(manager)
 
     final = {**run_eval("test", data.test), **data.reference}
     samples = np.asarray(sample(state, sample_key, tc.num_samples))

@@ -48,7 +48,11 @@ def make_optimizer(
     if name != "adamw" and weight_decay:
         raise ValueError(f"optim.weight_decay needs optim.name='adamw'; got name={name!r}")
     lr = make_schedule(learning_rate, schedule, warmup_steps, num_steps)
-    opt = _OPTIMIZERS[name](lr, weight_decay=weight_decay) if name == "adamw" else _OPTIMIZERS[name](lr)
+    opt = (
+        _OPTIMIZERS[name](lr, weight_decay=weight_decay)
+        if name == "adamw"
+        else _OPTIMIZERS[name](lr)
+    )
     return optax.chain(optax.clip_by_global_norm(grad_clip), opt) if grad_clip > 0 else opt
 
 
