@@ -177,15 +177,22 @@ _8G_CENTRES = (
 _8G_STD = 0.5 / 1.414
 
 
-def _sample_8gaussians(key, n):
+def _sample_equal_mixture(key, n, centres, std):
+    """A uniformly chosen centre plus ``std * N(0, I)``: 8gaussians, grid25 and ring8."""
     k_idx, k_noise = jax.random.split(key)
-    idx = jax.random.randint(k_idx, (n,), 0, 8, jnp.int32)
-    centres = jnp.asarray(_8G_CENTRES, jnp.float32)[idx]
-    return centres + _8G_STD * jax.random.normal(k_noise, (n, 2), jnp.float32)
+    idx = jax.random.randint(k_idx, (n,), 0, len(centres), jnp.int32)
+    return jnp.asarray(centres, jnp.float32)[idx] + std * jax.random.normal(
+        k_noise, (n, 2), jnp.float32
+    )
 
 
-def _log_prob_8gaussians(x):
-    return _gaussian_mixture_log_prob(x, _8G_CENTRES, np.full(8, -math.log(8)), _8G_STD)
+def _log_prob_equal_mixture(x, centres, std):
+    log_weights = np.full(len(centres), -math.log(len(centres)))
+    return _gaussian_mixture_log_prob(x, centres, log_weights, std)
+
+
+_sample_8gaussians = functools.partial(_sample_equal_mixture, centres=_8G_CENTRES, std=_8G_STD)
+_log_prob_8gaussians = functools.partial(_log_prob_equal_mixture, centres=_8G_CENTRES, std=_8G_STD)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,28 +471,12 @@ _RING8_CENTRES = 2.0 * np.stack([np.cos(_RING8_ANGLES), np.sin(_RING8_ANGLES)], 
 _RING8_STD = 0.02
 
 
-def _sample_grid25(key, n):
-    k_idx, k_noise = jax.random.split(key)
-    centres = jnp.asarray(_GRID25_CENTRES, jnp.float32)[
-        jax.random.randint(k_idx, (n,), 0, 25, jnp.int32)
-    ]
-    return centres + _GRID25_STD * jax.random.normal(k_noise, (n, 2), jnp.float32)
-
-
-def _log_prob_grid25(x):
-    return _gaussian_mixture_log_prob(x, _GRID25_CENTRES, np.full(25, -math.log(25)), _GRID25_STD)
-
-
-def _sample_ring8(key, n):
-    k_idx, k_noise = jax.random.split(key)
-    centres = jnp.asarray(_RING8_CENTRES, jnp.float32)[
-        jax.random.randint(k_idx, (n,), 0, 8, jnp.int32)
-    ]
-    return centres + _RING8_STD * jax.random.normal(k_noise, (n, 2), jnp.float32)
-
-
-def _log_prob_ring8(x):
-    return _gaussian_mixture_log_prob(x, _RING8_CENTRES, np.full(8, -math.log(8)), _RING8_STD)
+_sample_grid25 = functools.partial(_sample_equal_mixture, centres=_GRID25_CENTRES, std=_GRID25_STD)
+_log_prob_grid25 = functools.partial(
+    _log_prob_equal_mixture, centres=_GRID25_CENTRES, std=_GRID25_STD
+)
+_sample_ring8 = functools.partial(_sample_equal_mixture, centres=_RING8_CENTRES, std=_RING8_STD)
+_log_prob_ring8 = functools.partial(_log_prob_equal_mixture, centres=_RING8_CENTRES, std=_RING8_STD)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ def save_samples(path: str, samples: np.ndarray, reference: np.ndarray | None = 
         if reference is not None:
             panels.insert(0, ("data", np.asarray(reference)))
         fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
-        lims = np.percentile(np.concatenate([p for _, p in panels]), [0.5, 99.5], axis=0)
+        lo, hi = np.percentile(np.concatenate([p for _, p in panels]), [0.1, 99.9], axis=0)
+        lims = np.stack([lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo)])
         for ax, (title, points) in zip(axes[0], panels, strict=True):
             ax.scatter(points[:, 0], points[:, 1], s=1, alpha=0.5)
             ax.set(title=title, xlim=lims[:, 0], ylim=lims[:, 1], aspect="equal")

@@ -28,20 +28,9 @@ def gaussian_data(n=512, seed=0):
 
 
 def small_config(**train):
-    c = default.get_config()
+    c = default.shrink_for_smoke(default.get_config())
     c.model.num_layers, c.model.hidden_sizes = 2, (16,)
-    c.train.update(
-        dict(
-            num_steps=20,
-            batch_size=32,
-            eval_batch_size=64,
-            log_every=5,
-            eval_every=10,
-            checkpoint_every=5,
-            num_samples=16,
-            progress=False,
-        )
-    )
+    c.train.update(dict(checkpoint_every=5, num_samples=16))
     c.train.update(train)
     c.parallel.num_devices = 1
     return c
