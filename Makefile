@@ -20,8 +20,8 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 --durations=20 -q
 
 lint: $(STAMP)
-	$(PY) -m ruff check jgen experiments tests benchmarks
-	$(PY) -m ruff format --check jgen experiments tests benchmarks
+	$(PY) -m ruff check jgen experiments tests notebooks
+	$(PY) -m ruff format --check jgen experiments tests notebooks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
