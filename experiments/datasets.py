@@ -4,7 +4,7 @@ import jax
 import numpy as np
 
 from jgen.checks import check_choice
-from jgen.data import digits, toy2d
+from jgen.data import digits, tfds_sources, toy2d
 from jgen.data.dataset import Dataset
 
 
@@ -50,7 +50,27 @@ def digits_dataset(data_config, seed: int) -> Dataset:
     return Dataset(**{split: load(split)[:n] for split, n in limits.items()})
 
 
-DATASETS = {"toy2d": toy_dataset, "digits": digits_dataset}
+def tfds_dataset(data_config, seed: int) -> Dataset:
+    """A TFDS image dataset (``jgen.data.tfds_sources``) as float32 ``(n, H, W, C)``.
+
+    Validation is the last ``data.num_validation`` of the first ``num_train + num_validation``
+    TFDS ``train`` images; test is the first ``data.num_test`` of TFDS ``test``. With
+    ``data.num_levels = K`` (256 for 8-bit images) the values are the cell corners ``x / K`` that
+    the model dequantizes; otherwise ``x / max`` in [0, 1] (``binarized_mnist`` stays 0/1).
+    """
+    del seed
+    check_choice("data.name", data_config.name, tfds_sources.NAMES)
+    num_train, num_validation = data_config.num_train, data_config.num_validation
+    train, _ = tfds_sources.load(data_config.name, "train", limit=num_train + num_validation)
+    test, _ = tfds_sources.load(data_config.name, "test", limit=data_config.num_test)
+    max_value = 1 if data_config.name == "binarized_mnist" else 255
+    scale = data_config.num_levels or max_value
+    train, test = train.astype(np.float32) / scale, test.astype(np.float32) / scale
+    num_validation = min(num_validation, len(train) // 2)
+    return Dataset(train[:-num_validation], train[-num_validation:], test)
+
+
+DATASETS = {"toy2d": toy_dataset, "digits": digits_dataset, "tfds": tfds_dataset}
 
 
 def load(data_config, seed: int) -> Dataset:

@@ -12,6 +12,8 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jgen.checks import check_choice
+
 NAMES = ("mnist", "fashion_mnist", "binarized_mnist", "cifar10")
 
 # Records per `__getitems__` call: batched reads are ~3x faster than one call per record,
@@ -65,8 +67,7 @@ def source(name, split, *, data_dir=None):
         FileNotFoundError: If the dataset is not prepared in array_record format under the
             data directory; the message says how to prepare it.
     """
-    if name not in NAMES:
-        raise ValueError(f"name must be one of {NAMES}, got {name!r}")
+    check_choice("name", name, NAMES)
     data_dir = _resolve_data_dir(data_dir)
     try:
         return tfds.data_source(name, split=split, data_dir=data_dir, download=False)

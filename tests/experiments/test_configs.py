@@ -10,6 +10,8 @@ import pytest
 from experiments import datasets
 from experiments.configs import default
 from experiments.run import run
+from jgen.data import tfds_sources
+from tests.data.fake_tfds import write_fake_dataset
 from tests.train import runs
 
 CONFIGS = sorted(
@@ -28,8 +30,18 @@ def load_config(path, arg):
     return module.get_config(arg)
 
 
+@pytest.fixture(scope="module")
+def fake_tfds_dir(tmp_path_factory):
+    """Small copies of the TFDS datasets, in the real prepared layout, for the TFDS configs."""
+    data_dir = tmp_path_factory.mktemp("tfds")
+    for name in tfds_sources.NAMES:
+        write_fake_dataset(name, data_dir, {"train": 200, "test": 80})
+    return str(data_dir)
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
-def test_smoke_variant_trains_end_to_end(tmp_path, path):
+def test_smoke_variant_trains_end_to_end(tmp_path, path, fake_tfds_dir, monkeypatch):
+    monkeypatch.setenv("TFDS_DATA_DIR", fake_tfds_dir)
     config = load_config(path, "smoke")
     config.parallel.num_devices = 1
     final = run(config, str(tmp_path))
@@ -67,7 +79,11 @@ def test_unknown_command_line_override_is_an_error(tmp_path):
 @pytest.mark.parametrize(
     "field,value,message",
     [
-        ("source", "imagenet", r"data.source must be one of \('toy2d', 'digits'\); got 'imagenet'"),
+        (
+            "source",
+            "imagenet",
+            r"data.source must be one of \('toy2d', 'digits', 'tfds'\); got 'imagenet'",
+        ),
         ("name", "mooons", "data.name must be one of .*; got 'mooons'"),
     ],
 )
