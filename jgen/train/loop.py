@@ -51,6 +51,12 @@ def evaluate_split(evaluate, state, data: np.ndarray, batch_size: int, key, shar
     return {name: total / len(data) for name, total in sums.items()}
 
 
+def _mean_metrics(window: list[dict]) -> dict[str, float]:
+    """Means over the steps of a logging window (one device-to-host copy for the window)."""
+    stacked = jax.device_get(window)
+    return {name: float(np.mean([m[name] for m in stacked])) for name in stacked[0]}
+
+
 def _raise_if_bad(first_bad, last_saved: int | None) -> None:
     bad_step = int(first_bad)
     if bad_step >= 0:
@@ -129,8 +135,7 @@ def train_and_evaluate(config, workdir: str, *, trainer: Trainer, data: Dataset)
             progress.update(1)
             if done % tc.log_every == 0 or last:
                 _raise_if_bad(first_bad, last_saved)
-                stacked = jax.device_get(window)
-                means = {f"train/{k}": float(np.mean([m[k] for m in stacked])) for k in stacked[0]}
+                means = {f"train/{k}": v for k, v in _mean_metrics(window).items()}
                 now = time.perf_counter()
                 means["train/steps_per_sec"] = (done - tick_step) / (now - tick)
                 tick, tick_step, window = now, done, []
@@ -138,14 +143,13 @@ def train_and_evaluate(config, workdir: str, *, trainer: Trainer, data: Dataset)
                 progress.set_postfix(loss=f"{means['train/loss']:.4f}")
             if done % tc.eval_every == 0 or last:
                 writer.write(done, run_eval("validation", data.validation))
-            if tc.sample_every and done % tc.sample_every == 0 and is_chief:
-                samples = np.asarray(
-                    sample(state, jax.random.fold_in(sample_key, done), tc.num_samples)
-                )
-                os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-                plots.save_samples(
-                    os.path.join(workdir, "samples", f"step_{done:07d}.png"), samples
-                )
+            if tc.sample_every and done % tc.sample_every == 0:
+                # Every process runs the computation (it spans all devices); only one plots.
+                samples = sample(state, jax.random.fold_in(sample_key, done), tc.num_samples)
+                if is_chief:
+                    os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+                    path = os.path.join(workdir, "samples", f"step_{done:07d}.png")
+                    plots.save_samples(path, np.asarray(samples))
             if done % tc.checkpoint_every == 0 or last:
                 _raise_if_bad(first_bad, last_saved)
                 checkpoint.save(manager, done, state)

@@ -1,6 +1,7 @@
 """Two processes with two CPU devices each, joined by jax.distributed.initialize on 127.0.0.1,
 train the same steps as one process with four devices."""
 
+import os
 import socket
 import subprocess
 
@@ -10,7 +11,11 @@ from jgen.train.logging import read_metrics
 from tests.train import runs
 
 DIGITS = runs.ROOT + "/experiments/configs/flow_digits.py:smoke"
-OVERRIDES = ["--config.train.num_steps=6", "--config.train.log_every=1"]
+OVERRIDES = [
+    "--config.train.num_steps=6",
+    "--config.train.log_every=1",
+    "--config.train.sample_every=3",
+]
 
 
 def free_port() -> int:
@@ -62,3 +67,7 @@ def test_two_processes_agree_with_one(tmp_path):
     assert len(losses(multi)) == 7
     np.testing.assert_allclose(losses(multi), losses(single), rtol=1e-5)
     assert runs.checkpoint_steps(multi) == runs.checkpoint_steps(single) == [6]
+    assert sorted(os.listdir(os.path.join(multi, "samples"))) == [
+        "step_0000003.png",
+        "step_0000006.png",
+    ]
