@@ -129,8 +129,10 @@ def make(config, event_shape: tuple[int, ...]) -> Trainer:
     def continuous(batch, key):
         return uniform_dequantize(key, batch, num_levels) if num_levels else batch
 
+    mean_nll = nll_loss(log_prob)
+
     def loss_fn(params, batch, key):
-        return nll_loss(log_prob)(params, continuous(batch, key), None)
+        return mean_nll(params, continuous(batch, key), None)
 
     optimizer = optimizer_from_config(config)
     ema_decay = config.optim.ema_decay
