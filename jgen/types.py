@@ -2,7 +2,9 @@
 
 The sign conventions: ``log_prob(x) = -energy(x)`` up to ``log Z`` and ``score(x) = grad_x
 log_prob(x) = -grad_x energy(x)``. Every callable is batch-first: an energy or a log-density maps
-``(n, *event) -> (n,)``, a score maps ``(n, *event) -> (n, *event)``.
+``(n, *event) -> (n,)``, a score maps ``(n, *event) -> (n, *event)``. Samplers take these as
+functions of ``x`` alone; bind a model's parameters with ``functools.partial(fn, params)``, and
+convert between the three with ``jgen.convert``.
 """
 
 from collections.abc import Mapping
@@ -19,15 +21,15 @@ Metrics = Mapping[str, Array]
 
 
 class EnergyFn(Protocol):
-    def __call__(self, params: Params, x: Array) -> Array:
+    def __call__(self, x: Array) -> Array:
         """Energy ``E(x)`` of a batch: ``(n, *event) -> (n,)``."""
 
 
 class LogProbFn(Protocol):
-    def __call__(self, params: Params, x: Array) -> Array:
+    def __call__(self, x: Array) -> Array:
         """Log-density ``log p(x)`` of a batch: ``(n, *event) -> (n,)``."""
 
 
 class ScoreFn(Protocol):
-    def __call__(self, params: Params, x: Array) -> Array:
+    def __call__(self, x: Array) -> Array:
         """Score ``grad_x log p(x)`` of a batch: ``(n, *event) -> (n, *event)``."""

@@ -170,13 +170,14 @@ def odeint_fixed(
       t1: final time (scalar, may be traced).
       n_steps: number of steps (a Python int >= 1).
       method: ``'euler'``, ``'heun'`` or ``'rk4'``.
-      record_every: when ``k > 0`` also return the state after every ``k``-th step (``k`` must
-        divide ``n_steps``); 0 keeps no trajectory.
+      record_every: when ``k > 0`` also keep the state after every ``k``-th step (``k`` must
+        divide ``n_steps``) as ``info["trajectory"]``, stacked ``(n_steps // k, ...)``; 0 keeps
+        no trajectory.
 
     Returns:
-      ``(x1, info, trajectory)``: the state at ``t1``; ``info`` with ``nfe`` (evaluations of
-      ``f``), ``n_accepted`` (= ``n_steps``), ``n_rejected`` (0) and ``success`` (True); the
-      stacked states ``(n_steps // k, ...)`` or ``None``.
+      ``(x1, info)``: the state at ``t1``; ``info`` with ``nfe`` (evaluations of ``f``),
+      ``n_accepted`` (= ``n_steps``), ``n_rejected`` (0), ``success`` (True) and, when recorded,
+      ``trajectory``.
     """
     check_choice("method", method, FIXED_STEPS)
     _check_int("n_steps", n_steps, 1)
@@ -191,7 +192,8 @@ def odeint_fixed(
         return step_fn(f_batched, y, t0 + i.astype(dtype) * h, h), {}
 
     x1, _, trajectory = run_chain(step, x0, jax.random.key(0), n_steps, record_every=record_every)
-    return x1, _info(n_steps * stages, n_steps, 0, True), trajectory
+    info = _info(n_steps * stages, n_steps, 0, True)
+    return x1, info if trajectory is None else {**info, "trajectory": trajectory}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,7 +396,7 @@ def odeint(
     _check_int("max_steps", max_steps, 1)
     if method == ADAPTIVE:
         return odeint_dopri5(f, x0, t0, t1, rtol=rtol, atol=atol, max_steps=max_steps)
-    x1, info, _ = odeint_fixed(f, x0, t0, t1, n_steps, method)
+    x1, info = odeint_fixed(f, x0, t0, t1, n_steps, method)
     return x1, info
 
 

@@ -86,7 +86,8 @@ def test_backward_integration_and_trajectory(x64):
     3e-8), dopri5 at rtol 1e-8 within 1e-7 (measured 6e-9). The thinned trajectory holds x(t)
     at t = 0.75, 0.5, 0.25, 0."""
     x1 = jnp.asarray(linear_solution(1.0))
-    x0, info, trajectory = odeint_fixed(linear_field, x1, 1.0, 0.0, 100, "rk4", record_every=25)
+    x0, info = odeint_fixed(linear_field, x1, 1.0, 0.0, 100, "rk4", record_every=25)
+    trajectory = info["trajectory"]
     np.testing.assert_allclose(x0, X0, atol=1e-6)
     assert int(info["nfe"]) == 400
     assert trajectory.shape == (4, *X0.shape)
