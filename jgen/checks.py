@@ -1,8 +1,10 @@
 """Input checks for public boundaries: every message names the argument, the expected and the
 received value, so bad input fails early and says what to fix."""
 
+import numbers
 from collections.abc import Iterable, Sequence
 
+import jax
 import numpy as np
 
 
@@ -44,3 +46,57 @@ def check_finite(name: str, x) -> None:
             f"{name} contains {int(bad.sum())} non-finite values (NaN or inf) in "
             f"{len(rows)} examples, first at index {int(rows[0])}"
         )
+
+
+def _concrete(value) -> np.ndarray | None:
+    """``value`` as numpy, or None while it is traced under a JAX transformation (not known yet:
+    such values are checked by whoever calls with concrete ones)."""
+    try:
+        return np.asarray(value)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
+
+
+def check_int(name: str, value, minimum: int = 1) -> None:
+    """Raises ``ValueError`` unless ``value`` is a Python or numpy integer ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+
+
+def check_positive(name: str, value, *, allow_zero: bool = False) -> None:
+    """Raises ``ValueError`` unless every element of ``value`` is finite and ``> 0`` (``>= 0``
+    with ``allow_zero``). Traced values pass; ``None`` (an option left unset) passes."""
+    if value is None:
+        return
+    v = _concrete(value)
+    if v is None:
+        return
+    ok = (
+        not isinstance(value, bool)
+        and v.size > 0
+        and np.issubdtype(v.dtype, np.number)
+        and bool(np.all(np.isfinite(v)))
+        and bool(np.all(v >= 0 if allow_zero else v > 0))
+    )
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be finite and {bound}; got {value!r}")
+
+
+def check_sample_shape(shape) -> tuple[int, ...]:
+    """Checks a sample shape ``(n, *event)`` with at least one event axis; returns it as ints."""
+    try:
+        shape = tuple(int(s) for s in shape)
+    except TypeError:
+        raise ValueError(f"shape must be a tuple (n, *event); got {shape!r}") from None
+    if len(shape) < 2 or min(shape) < 1:
+        raise ValueError(
+            f"shape must be (n, *event) with rank >= 2 and positive sizes; got {shape}"
+        )
+    return shape
+
+
+def is_traced(value) -> bool:
+    """Whether ``value`` is abstract (traced by ``jit``, ``vmap`` or ``grad``), so its value
+    cannot be checked yet."""
+    return isinstance(value, jax.Array) and _concrete(value) is None

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgen.checks import check_positive
 from jgen.types import Array
 
 Kernel = Callable[[Array, Array], Array]
@@ -37,11 +38,6 @@ def squared_distances(x: Array, y: Array) -> Array:
     return jnp.maximum(sq, 0.0)
 
 
-def _check_positive(name: str, value) -> None:
-    if not isinstance(value, jax.core.Tracer) and not np.all(np.asarray(value) > 0):
-        raise ValueError(f"{name} must be > 0; got {value}")
-
-
 def gaussian_kernel(bandwidth: float | Array) -> Kernel:
     """The Gaussian (RBF) kernel ``k(x, y) = exp(-||x - y||^2 / (2 h^2))`` with bandwidth ``h``.
 
@@ -54,7 +50,7 @@ def gaussian_kernel(bandwidth: float | Array) -> Kernel:
     Returns:
       ``kernel(x (n, *event), y (m, *event)) -> (n, m)``.
     """
-    _check_positive("bandwidth", bandwidth)
+    check_positive("bandwidth", bandwidth)
 
     def kernel(x: Array, y: Array) -> Array:
         return jnp.exp(-squared_distances(x, y) / (2.0 * bandwidth**2))
@@ -75,7 +71,7 @@ def imq_kernel(c: float | Array = 1.0) -> Kernel:
     Returns:
       ``kernel(x (n, *event), y (m, *event)) -> (n, m)``.
     """
-    _check_positive("c", c)
+    check_positive("c", c)
 
     def kernel(x: Array, y: Array) -> Array:
         return jax.lax.rsqrt(c**2 + squared_distances(x, y))

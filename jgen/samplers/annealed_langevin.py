@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgen.checks import check_int, check_positive, is_traced
 from jgen.samplers.chain import run_chain
 from jgen.types import Array, PRNGKey
 
@@ -28,7 +29,7 @@ def _check_sigmas(sigmas) -> None:
             f"sigmas must be a 1-D array of at least one noise level; got shape "
             f"{tuple(jnp.shape(sigmas))}"
         )
-    if isinstance(sigmas, jax.core.Tracer):
+    if is_traced(sigmas):
         return  # values unknown under tracing; only the shape can be checked
     values = np.asarray(sigmas, dtype=np.float64)
     if not np.all(np.isfinite(values)) or np.any(values <= 0):
@@ -93,10 +94,8 @@ def annealed_langevin(
     if not jnp.issubdtype(x0.dtype, jnp.floating):
         raise ValueError(f"x0 must have a floating-point dtype; got dtype {x0.dtype}")
     _check_sigmas(sigmas)
-    if not isinstance(n_steps_each, int) or isinstance(n_steps_each, bool) or n_steps_each < 1:
-        raise ValueError(f"n_steps_each must be a positive Python int; got {n_steps_each!r}")
-    if not isinstance(step_lr, jax.core.Tracer) and not float(step_lr) > 0:
-        raise ValueError(f"step_lr must be > 0; got {step_lr}")
+    check_int("n_steps_each", n_steps_each)
+    check_positive("step_lr", step_lr)
     sigmas = jnp.asarray(sigmas, x0.dtype)
     n_levels = sigmas.shape[0]
     sigma_last = sigmas[-1]

@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgen.checks import check_int, check_sample_shape
 from jgen.samplers.chain import run_chain
 from jgen.samplers.ddpm import EpsFn, _check_schedule
-from jgen.samplers.sde import _check_int, _check_shape
 from jgen.types import Array, PRNGKey
 
 
@@ -29,8 +29,8 @@ def ddim_timesteps(n_train_steps: int, n_steps: int) -> np.ndarray:
     Returns:
       ``(S,)`` int array, strictly decreasing, ending at 0.
     """
-    _check_int("n_train_steps", n_train_steps, 1)
-    _check_int("n_steps", n_steps, 1)
+    check_int("n_train_steps", n_train_steps, 1)
+    check_int("n_steps", n_steps, 1)
     if n_steps > n_train_steps:
         raise ValueError(f"n_steps must be <= n_train_steps={n_train_steps}; got {n_steps}")
     return (np.arange(n_steps) * n_train_steps // n_steps)[::-1].copy()
@@ -96,10 +96,10 @@ def ddim_sample(
     Raises:
       ValueError: on bad ``timesteps``, ``eta`` outside ``[0, 1]``, a bad ``shape`` or ``x_T``.
     """
-    shape = _check_shape(shape)
+    shape = check_sample_shape(shape)
     abar = _check_schedule("alphas_cumprod", alphas_cumprod)
     ts = _check_timesteps(timesteps, abar.shape[0])
-    _check_int("record_every", record_every, 0)
+    check_int("record_every", record_every, 0)
     if isinstance(eta, int | float) and not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must be in [0, 1]; got {eta!r}")
 
@@ -153,7 +153,7 @@ def ddim_encode(eps_fn: EpsFn, x0: Array, alphas_cumprod: Array, timesteps) -> A
       ``(n, *event)`` latents ``x_{tau_1}``.
     """
     x0 = jnp.asarray(x0)
-    _check_shape(x0.shape)
+    check_sample_shape(x0.shape)
     abar = _check_schedule("alphas_cumprod", alphas_cumprod).astype(x0.dtype)
     ts = _check_timesteps(timesteps, abar.shape[0])[::-1]  # increasing
     t_eval = jnp.asarray(np.concatenate([ts[:1], ts[:-1]]), jnp.int32)

@@ -18,9 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen.checks import check_choice
+from jgen.checks import check_choice, check_int, check_sample_shape, is_traced
 from jgen.samplers.chain import run_chain
-from jgen.samplers.sde import _check_int, _check_shape
 from jgen.sdes.schedules import alphas_cumprod as _alphas_cumprod
 from jgen.sdes.sde import expand
 from jgen.types import Array, PRNGKey
@@ -63,7 +62,7 @@ def _check_schedule(name: str, values) -> Array:
     values = jnp.asarray(values)
     if values.ndim != 1 or values.shape[0] < 1:
         raise ValueError(f"{name} must be a non-empty 1-D array (N,); got shape {values.shape}")
-    if not isinstance(values, jax.core.Tracer):
+    if not is_traced(values):
         v = np.asarray(values)
         if not np.all((v > 0) & (v < 1)):
             bad = v[~((v > 0) & (v < 1))]
@@ -180,8 +179,8 @@ def ddpm_sample(
       norm of the predicted noise) and, when recorded, ``trajectory`` ``(N // k, *shape)``.
     """
     check_choice("variance", variance, VARIANCES)
-    shape = _check_shape(shape)
-    _check_int("record_every", record_every, 0)
+    shape = check_sample_shape(shape)
+    check_int("record_every", record_every, 0)
     if clip is not None and isinstance(clip, int | float) and not clip > 0:
         raise ValueError(f"clip must be None or > 0; got {clip!r}")
     betas = _check_schedule("betas", betas)

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgen.checks import is_traced
 from jgen.samplers.chain import run_chain
 from jgen.types import Array, PRNGKey
 
@@ -179,7 +180,7 @@ def single_site_gibbs(
     if order is None:
         order = jnp.arange(d, dtype=jnp.int32)
     else:
-        if not isinstance(order, jax.core.Tracer):
+        if not is_traced(order):
             concrete = np.asarray(order)
             if concrete.ndim != 1 or not np.array_equal(np.sort(concrete), np.arange(d)):
                 raise ValueError(

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgen.checks import check_int, check_positive, is_traced
 from jgen.convert import log_prob_and_score, score_from_log_prob
 from jgen.samplers.chain import run_chain
 from jgen.types import Array, PRNGKey
@@ -29,24 +30,6 @@ BatchFn = Callable[[Array], Array]
 
 # --------------------------------------------------------------------------------------------------
 # Argument checks (only concrete values are checked: a traced step size passes through).
-
-
-def _is_traced(value) -> bool:
-    return isinstance(value, jax.core.Tracer)
-
-
-def _check_positive(name: str, value, *, allow_zero: bool = False) -> None:
-    if value is None or _is_traced(value):
-        return
-    v = np.asarray(value)
-    ok = (v >= 0) if allow_zero else (v > 0)
-    if v.size == 0 or not np.all(ok):
-        raise ValueError(f"{name} must be {'>=' if allow_zero else '>'} 0; got {value!r}")
-
-
-def _check_count(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
 
 
 def _check_state(x0) -> Array:
@@ -62,8 +45,8 @@ def _check_state(x0) -> Array:
 
 def _check_common(x0, step_size, n_steps, record_every) -> Array:
     x0 = _check_state(x0)
-    _check_positive("step_size", step_size)
-    _check_count("n_steps", n_steps)
+    check_positive("step_size", step_size)
+    check_int("n_steps", n_steps)
     if (
         isinstance(record_every, bool)
         or not isinstance(record_every, int | np.integer)
@@ -167,13 +150,13 @@ def langevin(
         ``noise_scale``, ``n_steps < 1``, or ``x_range`` with ``lo >= hi``.
     """
     x0 = _check_common(x0, step_size, n_steps, record_every)
-    _check_positive("noise_scale", noise_scale, allow_zero=True)
-    _check_positive("grad_clip", grad_clip)
+    check_positive("noise_scale", noise_scale, allow_zero=True)
+    check_positive("grad_clip", grad_clip)
     if x_range is not None:
         if len(x_range) != 2:
             raise ValueError(f"x_range must be a pair (lo, hi); got {x_range!r}")
         lo, hi = x_range
-        if not (_is_traced(lo) or _is_traced(hi)) and not np.all(np.asarray(lo) < np.asarray(hi)):
+        if not (is_traced(lo) or is_traced(hi)) and not np.all(np.asarray(lo) < np.asarray(hi)):
             raise ValueError(f"x_range must satisfy lo < hi; got {x_range!r}")
     dtype = x0.dtype
     h = jnp.asarray(step_size, dtype)
@@ -299,8 +282,8 @@ def leapfrog(
     Returns:
       ``(x, p)`` after ``n`` steps.
     """
-    if not _is_traced(n):
-        _check_count("n", n)
+    if not is_traced(n):
+        check_int("n", n)
     e = jnp.asarray(step_size, x.dtype)
     p = p + 0.5 * e * grad_fn(x)
 
@@ -352,7 +335,7 @@ def hmc(
         ``n_steps < 1``.
     """
     x0 = _check_common(x0, step_size, n_steps, record_every)
-    _check_count("n_leapfrog", n_leapfrog)
+    check_int("n_leapfrog", n_leapfrog)
     dtype = x0.dtype
     e = jnp.asarray(step_size, dtype)
     grad_fn = score_from_log_prob(log_prob_fn)

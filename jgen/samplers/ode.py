@@ -38,7 +38,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jgen.checks import check_choice
+from jgen.checks import check_choice, check_int, check_positive
 from jgen.losses.likelihood import bits_per_dim, dequantized_nll
 from jgen.samplers.chain import run_chain
 from jgen.sdes.sde import SDE, ScoreFn, reverse
@@ -49,23 +49,6 @@ VectorField = Callable[[PyTree, Array], PyTree]  # f(y, t (n,)) -> dy/dt, same s
 
 # ---------------------------------------------------------------------------------------------
 # Argument checks.
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-
-
-def _check_positive(name: str, value, *, allow_zero: bool = False) -> None:
-    """Checks a Python or NumPy number; JAX arrays (possibly traced under ``jit``) pass."""
-    if isinstance(value, jax.Array):
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number; got {value!r}")
-    ok = value >= 0 if allow_zero else value > 0
-    if not (ok and math.isfinite(value)):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be finite and {bound}; got {value!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,7 +163,7 @@ def odeint_fixed(
       ``trajectory``.
     """
     check_choice("method", method, FIXED_STEPS)
-    _check_int("n_steps", n_steps, 1)
+    check_int("n_steps", n_steps, 1)
     step_fn, stages = FIXED_STEPS[method]
     n, dtype = _batch_size_and_dtype(x0)
     t0 = jnp.asarray(t0, dtype)
@@ -297,11 +280,11 @@ def odeint_dopri5(
       ``(x1, info)``: the state at ``t1`` and ``info`` with ``nfe`` (evaluations of ``f``),
       ``n_accepted``, ``n_rejected`` and ``success`` (whether ``t1`` was reached).
     """
-    _check_positive("rtol", rtol)
-    _check_positive("atol", atol, allow_zero=True)
-    _check_int("max_steps", max_steps, 1)
+    check_positive("rtol", rtol)
+    check_positive("atol", atol, allow_zero=True)
+    check_int("max_steps", max_steps, 1)
     if first_step is not None:
-        _check_positive("first_step", first_step)
+        check_positive("first_step", first_step)
     n, dtype = _batch_size_and_dtype(x0)
     t0, t1 = jnp.asarray(t0, dtype), jnp.asarray(t1, dtype)
     direction = jnp.where(t1 >= t0, 1.0, -1.0).astype(dtype)
@@ -390,10 +373,10 @@ def odeint(
       ``n_rejected`` and ``success``, the same keys for every method.
     """
     check_choice("method", method, METHODS)
-    _check_int("n_steps", n_steps, 1)
-    _check_positive("rtol", rtol)
-    _check_positive("atol", atol, allow_zero=True)
-    _check_int("max_steps", max_steps, 1)
+    check_int("n_steps", n_steps, 1)
+    check_positive("rtol", rtol)
+    check_positive("atol", atol, allow_zero=True)
+    check_int("max_steps", max_steps, 1)
     if method == ADAPTIVE:
         return odeint_dopri5(f, x0, t0, t1, rtol=rtol, atol=atol, max_steps=max_steps)
     x1, info = odeint_fixed(f, x0, t0, t1, n_steps, method)
@@ -605,8 +588,8 @@ def ode_nll(
       the ``info`` of ``ode_log_likelihood``.
     """
     if num_levels is not None:
-        _check_int("num_levels", num_levels, 2)
-    _check_positive("data_scale", data_scale)
+        check_int("num_levels", num_levels, 2)
+    check_positive("data_scale", data_scale)
     log_prob, info = ode_log_likelihood(sde, score_fn, x, key, **kwargs)
     d = math.prod(x.shape[1:])
     nll = -log_prob - d * jnp.log(data_scale)

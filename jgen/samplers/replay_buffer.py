@@ -20,6 +20,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jgen.checks import check_int, is_traced
 from jgen.types import Array, PRNGKey
 
 NoiseFn = Callable[[PRNGKey, int], Array]  # (key, n) -> (n, *event)
@@ -33,11 +34,6 @@ class ReplayBuffer(NamedTuple):
     """
 
     samples: Array
-
-
-def _check_positive_int(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive Python int; got {value!r}")
 
 
 def _noise(noise_fn: NoiseFn, key: PRNGKey, n: int, event_shape=None, dtype=None) -> Array:
@@ -61,7 +57,7 @@ def init(key: PRNGKey, capacity: int, noise_fn: NoiseFn) -> ReplayBuffer:
     Returns:
       A :class:`ReplayBuffer` with ``samples`` of shape ``(capacity, *event)``.
     """
-    _check_positive_int("capacity", capacity)
+    check_int("capacity", capacity)
     return ReplayBuffer(_noise(noise_fn, key, capacity))
 
 
@@ -93,8 +89,8 @@ def sample(
       dtype, and the int32 buffer rows ``(batch_size,)`` they belong to, to pass to :func:`write`
       (restarted chains keep their row, so their ends replace the stored sample).
     """
-    _check_positive_int("batch_size", batch_size)
-    if not isinstance(reinit_fraction, jax.core.Tracer) and not 0.0 <= reinit_fraction <= 1.0:
+    check_int("batch_size", batch_size)
+    if not is_traced(reinit_fraction) and not 0.0 <= reinit_fraction <= 1.0:
         raise ValueError(f"reinit_fraction must be in [0, 1]; got {reinit_fraction}")
     samples = buffer.samples
     key_index, key_coin, key_noise = jax.random.split(key, 3)

@@ -17,9 +17,8 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jgen.checks import check_choice
+from jgen.checks import check_choice, check_int, check_positive, check_sample_shape
 from jgen.samplers.chain import run_chain
 from jgen.sdes.sde import SDE, VESDE, VPSDE, ScoreFn, SubVPSDE, expand, reverse
 from jgen.types import Array, PRNGKey
@@ -193,24 +192,6 @@ PREDICTORS: dict[str, Update] = {
 CORRECTORS: dict[str | None, Update | None] = {None: None, "langevin": langevin_corrector}
 
 
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-
-
-def _check_shape(shape) -> tuple[int, ...]:
-    """Checks a sample shape ``(n, *event)`` with at least one event dimension."""
-    try:
-        shape = tuple(int(s) for s in shape)
-    except TypeError:
-        raise ValueError(f"shape must be a tuple (n, *event); got {shape!r}") from None
-    if len(shape) < 2 or min(shape) < 1:
-        raise ValueError(
-            f"shape must be (n, *event) with rank >= 2 and positive sizes; got {shape}"
-        )
-    return shape
-
-
 def sample_sde(
     sde: SDE,
     score_fn: ScoreFn,
@@ -258,11 +239,10 @@ def sample_sde(
     """
     check_choice("predictor", predictor, PREDICTORS)
     check_choice("corrector", corrector, CORRECTORS)
-    shape = _check_shape(shape)
-    _check_int("n_steps", n_steps, 1)
-    _check_int("n_corrector_steps", n_corrector_steps, 1)
-    if isinstance(snr, int | float) and not snr > 0:
-        raise ValueError(f"snr must be > 0; got {snr!r}")
+    shape = check_sample_shape(shape)
+    check_int("n_steps", n_steps, 1)
+    check_int("n_corrector_steps", n_corrector_steps, 1)
+    check_positive("snr", snr)
     if isinstance(eps, int | float) and not 0 < eps < sde.T:
         raise ValueError(f"eps must be in (0, T={sde.T}); got {eps!r}")
     predict = PREDICTORS[predictor]

@@ -74,9 +74,9 @@ def test_unbiased_under_the_null_and_positive_under_a_shift():
 
 def test_bad_arguments():
     x = jnp.zeros((4, 2))
-    with pytest.raises(ValueError, match="bandwidth must be > 0; got 0.0"):
+    with pytest.raises(ValueError, match="bandwidth must be finite and > 0; got 0.0"):
         gaussian_kernel(0.0)
-    with pytest.raises(ValueError, match="c must be > 0; got -1.0"):
+    with pytest.raises(ValueError, match="c must be finite and > 0; got -1.0"):
         imq_kernel(-1.0)
     with pytest.raises(ValueError, match=r"y must be a batch \(n, \*event\) with n >= 2"):
         mmd2_unbiased(x, jnp.zeros((1, 2)), gaussian_kernel(1.0))

@@ -142,9 +142,9 @@ def test_bad_arguments():
         call(sigmas=jnp.array([1.0, 0.0]))
     with pytest.raises(ValueError, match=r"sigmas must be a 1-D array .* got shape \(2, 1\)"):
         call(sigmas=jnp.ones((2, 1)))
-    with pytest.raises(ValueError, match="n_steps_each must be a positive Python int; got 0"):
+    with pytest.raises(ValueError, match="n_steps_each must be an integer >= 1; got 0"):
         call(n_steps_each=0)
-    with pytest.raises(ValueError, match="step_lr must be > 0; got -0.1"):
+    with pytest.raises(ValueError, match="step_lr must be finite and > 0; got -0.1"):
         call(step_lr=-0.1)
     with pytest.raises(ValueError, match="x0 must have a floating-point dtype; got dtype int32"):
         call(x0=jnp.zeros((4, 2), jnp.int32))

@@ -443,10 +443,13 @@ def test_bad_arguments_name_themselves():
     x0, key, lp = jnp.zeros((4, 2)), jax.random.key(0), gaussian_log_prob
     score = score_from_log_prob(lp)
     cases = [
-        (lambda: mala(lp, x0, key, step_size=0.0, n_steps=5), r"step_size must be > 0; got 0.0"),
+        (
+            lambda: mala(lp, x0, key, step_size=0.0, n_steps=5),
+            r"step_size must be finite and > 0; got 0.0",
+        ),
         (
             lambda: hmc(lp, x0, key, step_size=-1.0, n_leapfrog=2, n_steps=5),
-            r"step_size must be > 0",
+            r"step_size must be finite and > 0",
         ),
         (
             lambda: mala(lp, x0, key, step_size=0.1, n_steps=0),
@@ -470,11 +473,11 @@ def test_bad_arguments_name_themselves():
         ),
         (
             lambda: langevin(score, x0, key, step_size=0.1, n_steps=5, noise_scale=-1.0),
-            r"noise_scale must be >= 0; got -1.0",
+            r"noise_scale must be finite and >= 0; got -1.0",
         ),
         (
             lambda: langevin(score, x0, key, step_size=0.1, n_steps=5, grad_clip=0.0),
-            r"grad_clip must be > 0; got 0.0",
+            r"grad_clip must be finite and > 0; got 0.0",
         ),
         (
             lambda: langevin(score, x0, key, step_size=0.1, n_steps=5, x_range=(1.0, 0.0)),

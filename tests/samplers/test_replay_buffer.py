@@ -100,9 +100,9 @@ def test_jit_matches_eager():
 def test_bad_arguments():
     buffer = replay_buffer.init(jax.random.key(0), 10, noise_fn)
     key = jax.random.key(0)
-    with pytest.raises(ValueError, match="capacity must be a positive Python int; got 0"):
+    with pytest.raises(ValueError, match="capacity must be an integer >= 1; got 0"):
         replay_buffer.init(key, 0, noise_fn)
-    with pytest.raises(ValueError, match="batch_size must be a positive Python int; got 0"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1; got 0"):
         replay_buffer.sample(buffer, key, 0, noise_fn=noise_fn)
     with pytest.raises(ValueError, match=r"reinit_fraction must be in \[0, 1\]; got 1.5"):
         replay_buffer.sample(buffer, key, 4, noise_fn=noise_fn, reinit_fraction=1.5)

@@ -245,7 +245,7 @@ def test_x64(x64):
         (dict(n_steps=0), "n_steps must be an integer >= 1; got 0"),
         (dict(n_steps=10.0), "n_steps must be an integer >= 1; got 10.0"),
         (dict(n_corrector_steps=0), "n_corrector_steps must be an integer >= 1; got 0"),
-        (dict(snr=0.0), "snr must be > 0; got 0.0"),
+        (dict(snr=0.0), "snr must be finite and > 0; got 0.0"),
         (dict(eps=0.0), r"eps must be in \(0, T=1.0\); got 0.0"),
         (dict(eps=1.0), r"eps must be in \(0, T=1.0\); got 1.0"),
         (dict(record_every=3), "record_every must be 0 or a divisor of n_steps=10; got 3"),
