@@ -7,7 +7,7 @@ functions of ``x`` alone; bind a model's parameters with ``functools.partial(fn,
 convert between the three with ``jgen.convert``.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import jax
@@ -33,3 +33,11 @@ class LogProbFn(Protocol):
 class ScoreFn(Protocol):
     def __call__(self, x: Array) -> Array:
         """Score ``grad_x log p(x)`` of a batch: ``(n, *event) -> (n, *event)``."""
+
+
+# Time- and noise-conditional scores of diffusion and score-based models (plain aliases).
+TimeScoreFn = Callable[[Array, Array], Array]
+"""``score(x (n, *event), t (n,)) -> (n, *event)``: the score of the SDE marginal ``p_t``."""
+NoiseScoreFn = Callable[[Array, Array], Array]
+"""``score(x (n, *event), sigma (n,)) -> (n, *event)``: the score of ``p`` convolved with
+``N(0, sigma^2 I)`` (noise-conditional score networks)."""

@@ -6,17 +6,13 @@ score-based generative models", and Jolicoeur-Martineau et al. 2021, "Adversaria
 and improved sampling for image generation".
 """
 
-from collections.abc import Callable
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jgen.checks import check_int, check_positive, is_traced
 from jgen.samplers.chain import run_chain
-from jgen.types import Array, PRNGKey
-
-NoiseScoreFn = Callable[[Array, Array], Array]  # (x (n, *event), sigma (n,)) -> (n, *event)
+from jgen.types import Array, NoiseScoreFn, PRNGKey
 
 
 def _per_example_norm(x: Array) -> Array:

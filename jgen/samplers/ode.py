@@ -41,8 +41,8 @@ import jax.numpy as jnp
 from jgen.checks import check_choice, check_int, check_positive
 from jgen.losses.likelihood import bits_per_dim, dequantized_nll
 from jgen.samplers.chain import run_chain
-from jgen.sdes.sde import SDE, ScoreFn, reverse
-from jgen.types import Array, PRNGKey, PyTree
+from jgen.sdes.sde import SDE, reverse
+from jgen.types import Array, PRNGKey, PyTree, TimeScoreFn
 
 VectorField = Callable[[PyTree, Array], PyTree]  # f(y, t (n,)) -> dy/dt, same structure as y
 
@@ -394,7 +394,7 @@ def _check_eps(eps, sde: SDE) -> None:
 
 def sample_probability_flow(
     sde: SDE,
-    score_fn: ScoreFn,
+    score_fn: TimeScoreFn,
     key: PRNGKey,
     shape: tuple[int, ...],
     *,
@@ -470,7 +470,7 @@ DIVERGENCES = ("exact", "hutchinson")
 
 def ode_log_likelihood(
     sde: SDE,
-    score_fn: ScoreFn,
+    score_fn: TimeScoreFn,
     x: Array,
     key: PRNGKey,
     *,
@@ -557,7 +557,7 @@ def ode_log_likelihood(
 
 def ode_nll(
     sde: SDE,
-    score_fn: ScoreFn,
+    score_fn: TimeScoreFn,
     x: Array,
     key: PRNGKey,
     *,

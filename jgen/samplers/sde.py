@@ -20,8 +20,8 @@ import jax.numpy as jnp
 
 from jgen.checks import check_choice, check_int, check_positive, check_sample_shape
 from jgen.samplers.chain import run_chain
-from jgen.sdes.sde import SDE, VESDE, VPSDE, ScoreFn, SubVPSDE, expand, reverse
-from jgen.types import Array, PRNGKey
+from jgen.sdes.sde import SDE, VESDE, VPSDE, SubVPSDE, expand, reverse
+from jgen.types import Array, PRNGKey, TimeScoreFn
 
 #: Largest per-step ``beta_i = beta(t) dt`` of the VP discretisation; keeps ``sqrt(1 - beta_i)``
 #: real when ``n_steps`` is too small for ``beta_max`` (the cap of Nichol & Dhariwal's betas).
@@ -79,7 +79,7 @@ def discretize(sde: SDE, x: Array, t: Array, dt) -> tuple[Array, Array]:
 
 
 def euler_maruyama_predictor(
-    sde: SDE, score_fn: ScoreFn, x: Array, t: Array, dt, key: PRNGKey
+    sde: SDE, score_fn: TimeScoreFn, x: Array, t: Array, dt, key: PRNGKey
 ) -> tuple[Array, Array]:
     """One Euler–Maruyama step of the reverse-time SDE, backwards in time by ``dt > 0``:
 
@@ -103,7 +103,7 @@ def euler_maruyama_predictor(
 
 
 def reverse_diffusion_predictor(
-    sde: SDE, score_fn: ScoreFn, x: Array, t: Array, dt, key: PRNGKey
+    sde: SDE, score_fn: TimeScoreFn, x: Array, t: Array, dt, key: PRNGKey
 ) -> tuple[Array, Array]:
     """The reverse of the forward step of :func:`discretize` (Song et al. 2021, eq. 46):
 
@@ -126,7 +126,7 @@ def reverse_diffusion_predictor(
 
 
 def _vp_alpha(sde, t, dt):
-    return 1.0 - jnp.minimum(VPSDE(sde.beta_min, sde.beta_max).beta(t) * dt, MAX_BETA)
+    return 1.0 - jnp.minimum(sde.beta(t) * dt, MAX_BETA)
 
 
 _LANGEVIN_ALPHAS = {VPSDE: _vp_alpha, SubVPSDE: _vp_alpha}
@@ -138,7 +138,7 @@ def _batch_mean_norm(v: Array) -> Array:
 
 def langevin_corrector(
     sde: SDE,
-    score_fn: ScoreFn,
+    score_fn: TimeScoreFn,
     x: Array,
     t: Array,
     dt,
@@ -194,7 +194,7 @@ CORRECTORS: dict[str | None, Update | None] = {None: None, "langevin": langevin_
 
 def sample_sde(
     sde: SDE,
-    score_fn: ScoreFn,
+    score_fn: TimeScoreFn,
     key: PRNGKey,
     shape: tuple[int, ...],
     *,

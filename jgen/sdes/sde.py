@@ -16,14 +16,11 @@ marginal ``std`` return ``(n,)``.
 
 import dataclasses
 import math
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
-from jgen.types import Array, PRNGKey
-
-ScoreFn = Callable[[Array, Array], Array]  # score(x (n, *event), t (n,)) -> (n, *event)
+from jgen.types import Array, PRNGKey, TimeScoreFn
 
 
 def expand(v: Array, x: Array) -> Array:
@@ -81,32 +78,15 @@ class VPSDE:
 
 
 @_pytree
-class SubVPSDE:
-    """Sub-variance-preserving SDE: the VP drift with a smaller diffusion. ``T = 1``."""
-
-    beta_min: float = 0.1
-    beta_max: float = 20.0
-    T = 1.0
-
-    def _vp(self) -> VPSDE:
-        return VPSDE(self.beta_min, self.beta_max)
-
-    def drift(self, x: Array, t: Array) -> Array:
-        return self._vp().drift(x, t)
+class SubVPSDE(VPSDE):
+    """Sub-variance-preserving SDE: the VP drift and prior with a smaller diffusion. ``T = 1``."""
 
     def diffusion(self, t: Array) -> Array:
-        vp = self._vp()
-        return jnp.sqrt(vp.beta(t) * -jnp.expm1(4 * vp.log_mean_coeff(t)))
+        return jnp.sqrt(self.beta(t) * -jnp.expm1(4 * self.log_mean_coeff(t)))
 
     def marginal(self, x0: Array, t: Array) -> tuple[Array, Array]:
-        log_m = self._vp().log_mean_coeff(t)
+        log_m = self.log_mean_coeff(t)
         return expand(jnp.exp(log_m), x0) * x0, -jnp.expm1(2 * log_m)
-
-    def prior_sample(self, key: PRNGKey, shape: tuple[int, ...]) -> Array:
-        return jax.random.normal(key, shape)
-
-    def prior_log_prob(self, z: Array) -> Array:
-        return _isotropic_normal_log_prob(z)
 
 
 @_pytree
@@ -146,7 +126,7 @@ class ReverseSDE:
     (``diffusion`` is then 0), which has the same marginals."""
 
     sde: SDE
-    score_fn: ScoreFn = dataclasses.field(metadata={"static": True})
+    score_fn: TimeScoreFn = dataclasses.field(metadata={"static": True})
     probability_flow: bool = dataclasses.field(default=False, metadata={"static": True})
 
     @property
@@ -163,7 +143,7 @@ class ReverseSDE:
         return jnp.zeros_like(g) if self.probability_flow else g
 
 
-def reverse(sde: SDE, score_fn: ScoreFn, probability_flow: bool = False) -> ReverseSDE:
+def reverse(sde: SDE, score_fn: TimeScoreFn, probability_flow: bool = False) -> ReverseSDE:
     """The reverse-time SDE (or, with ``probability_flow=True``, the probability-flow ODE) of
     ``sde`` given the score ``score_fn(x, t) = grad_x log p_t(x)``."""
     return ReverseSDE(sde, score_fn, probability_flow)
