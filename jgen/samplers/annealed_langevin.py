@@ -66,7 +66,7 @@ def annealed_langevin(
       score_fn: ``(x (n, *event), sigma (n,)) -> (n, *event)``, an estimate of
         ``grad_x log p_sigma(x)``, the score of the data convolved with ``N(0, sigma^2 I)``.
       x0: initial samples ``(n, *event)`` (NCSN uses uniform noise), floating point.
-      key: PRNG key; step ``t`` uses ``fold_in(key, t)``.
+      key: PRNG key of the chains (split once per step by ``run_chain``).
       sigmas: ``(L,)`` strictly decreasing positive noise levels, e.g.
         :func:`jgen.sdes.schedules.geometric_sigmas`.
       n_steps_each: Langevin steps per level ``T`` (Python int, >= 1).

@@ -1,9 +1,13 @@
 """The one ``lax.scan`` driver that every iterative sampler runs on.
 
 A sampler supplies a transition ``step(state, key, i) -> (state, info)``; ``run_chain`` scans it
-``n_steps`` times with per-step keys ``fold_in(key, i)``, keeps the running mean of every ``info``
-entry in the carry (so memory does not grow with the number of steps), and records a thinned
-trajectory only when asked.
+``n_steps`` times, keeps the running mean of every ``info`` entry in the carry (so memory does not
+grow with the number of steps), and records a thinned trajectory only when asked.
+
+Step keys: the chain carries a key and splits it at every step (``key, step_key = split(key)``).
+That is as deterministic as ``fold_in(key, i)`` and, unlike a pre-split array of keys, constant
+in memory; on CPU it is measurably cheaper inside ``scan`` than ``fold_in`` (about 6% of a
+Langevin step on a 2-128-128-1 MLP with 1,024 particles, ``benchmarks/samplers.py``).
 """
 
 from collections.abc import Callable
@@ -26,12 +30,12 @@ def run_chain(
     record_every: int = 0,
     record: Callable[[PyTree], Any] = lambda state: state,
 ) -> tuple[PyTree, dict, Any]:
-    """Runs ``state <- step(state, fold_in(key, i), i)`` for ``i = 0 .. n_steps - 1``.
+    """Runs ``state <- step(state, k_i, i)`` for ``i = 0 .. n_steps - 1``.
 
     Args:
       step: the transition; ``info`` is a dict of arrays with the same shapes at every step.
       state: the initial state (any pytree).
-      key: the chain's key; step ``i`` uses ``fold_in(key, i)``.
+      key: the chain's key; ``key_0 = key``, ``(key_{i+1}, k_i) = split(key_i)``.
       n_steps: number of transitions (a Python int).
       record_every: when ``k > 0``, record ``record(state)`` after every ``k``-th step; must divide
         ``n_steps``. 0 records nothing.
@@ -53,9 +57,10 @@ def run_chain(
     )
 
     def body(carry, i):
-        state, info_sum = carry
-        state, info = step(state, jax.random.fold_in(key, i), i)
-        return (state, jax.tree.map(jnp.add, info_sum, info)), None
+        state, info_sum, key = carry
+        key, step_key = jax.random.split(key)
+        state, info = step(state, step_key, i)
+        return (state, jax.tree.map(jnp.add, info_sum, info), key), None
 
     def run(carry, indices):
         return jax.lax.scan(body, carry, indices)[0]
@@ -68,9 +73,9 @@ def run_chain(
             return carry, record(carry[0])
 
         carry, trajectory = jax.lax.scan(
-            block, (state, zero_info), indices.reshape(-1, record_every)
+            block, (state, zero_info, key), indices.reshape(-1, record_every)
         )
     else:
-        carry, trajectory = run((state, zero_info), indices), None
-    state, info_sum = carry
+        carry, trajectory = run((state, zero_info, key), indices), None
+    state, info_sum, _ = carry
     return state, jax.tree.map(lambda s: s / n_steps, info_sum), trajectory

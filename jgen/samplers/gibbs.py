@@ -67,7 +67,8 @@ def block_gibbs(
         ``p(h | v)`` for every chain (the model supplies it).
       sample_v_given_h: ``(key, h) -> v (n, *visible_event)``, a draw from ``p(v | h)``.
       v0: initial visible states ``(n, *visible_event)``: ``n`` independent chains.
-      key: PRNG key; step ``t`` uses ``fold_in(key, t)``, split between the two blocks.
+      key: PRNG key of the chains; each step's key (from ``run_chain``) is split between the
+        two blocks.
       n_steps: number of full ``v -> h -> v`` steps (Python int, >= 1).
       record_every: when ``k > 0``, keep the state after every ``k``-th step (``k`` must divide
         ``n_steps``); 0 keeps no trajectory, so memory does not grow with ``n_steps``.
@@ -161,7 +162,8 @@ def single_site_gibbs(
       conditional_logit: ``(s (n, d), i) -> (n,)``, the log-odds of ``s_i = 1`` given the other
         units, for every chain; ``i`` is a traced int32 scalar.
       s0: initial states ``(n, d)`` with values in ``{0, 1}`` (any dtype; it is kept).
-      key: PRNG key; sweep ``t`` uses ``fold_in(key, t)``, split across the units of the sweep.
+      key: PRNG key of the chains; each sweep's key (from ``run_chain``) is split across the
+        units of the sweep.
       n_sweeps: number of sweeps (Python int, >= 1).
       order: the unit indices in visiting order, a permutation of ``0 .. d-1``; default
         ``0, 1, .., d-1``.

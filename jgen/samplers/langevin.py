@@ -127,7 +127,7 @@ def langevin(
       score_fn: ``(n, *event) -> (n, *event)``, the score ``grad_x log p = -grad_x E``
         (see :mod:`jgen.convert`).
       x0: initial states ``(n, *event)``, floating point; the output has the same dtype.
-      key: PRNG key; step ``i`` uses ``fold_in(key, i)``.
+      key: PRNG key of the chains (split once per step by ``run_chain``).
       step_size: ``h > 0``, a scalar (may be traced).
       n_steps: number of steps, a Python int ``>= 1``.
       noise_scale: ``sigma >= 0`` multiplying the ``sqrt(h)`` noise; 0 gives gradient ascent on
@@ -208,7 +208,7 @@ def mala(
     Args:
       log_prob_fn: ``(n, *event) -> (n,)``, e.g. ``jgen.convert.log_prob_from_energy(E)``.
       x0: initial states ``(n, *event)``, floating point.
-      key: PRNG key; step ``i`` uses ``fold_in(key, i)``.
+      key: PRNG key of the chains (split once per step by ``run_chain``).
       step_size: ``h > 0``, a scalar (may be traced).
       n_steps: number of proposals per chain, a Python int ``>= 1``.
       record_every: if ``k > 0``, keep ``x`` after every ``k``-th step.
@@ -320,7 +320,7 @@ def hmc(
     Args:
       log_prob_fn: ``(n, *event) -> (n,)``.
       x0: initial states ``(n, *event)``, floating point.
-      key: PRNG key; step ``i`` uses ``fold_in(key, i)``.
+      key: PRNG key of the chains (split once per step by ``run_chain``).
       step_size: leapfrog step ``e > 0``, a scalar (may be traced).
       n_leapfrog: leapfrog steps per proposal, a Python int ``>= 1``.
       n_steps: number of proposals per chain, a Python int ``>= 1``.

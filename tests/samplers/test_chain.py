@@ -19,7 +19,11 @@ def test_steps_keys_and_info_means():
     np.testing.assert_allclose(state, 10.0)
     assert trajectory is None
     assert float(info["i"]) == pytest.approx(4.5)  # mean of 0..9
-    noises = jnp.stack([jax.random.normal(jax.random.fold_in(key, i), (3,)) for i in range(10)])
+    noises = []
+    for _ in range(10):
+        key, step_key = jax.random.split(key)
+        noises.append(jax.random.normal(step_key, (3,)))
+    noises = jnp.stack(noises)
     np.testing.assert_allclose(info["noise"], noises.mean(0), rtol=1e-5)
 
 
