@@ -28,6 +28,20 @@ def median_seconds(fn: Callable, *args, repeats: int = 20, warmup: int = 2) -> f
     return float(np.median(times))
 
 
+def paired_median_seconds(fn_a: Callable, fn_b: Callable, *args, repeats: int = 21):
+    """Median times of two functions measured alternately (a, b, a, b, ...), so slow drifts of
+    the machine's load hit both sides alike."""
+    for fn in (fn_a, fn_b):
+        jax.block_until_ready(fn(*args))
+    times: tuple[list, list] = ([], [])
+    for _ in range(repeats):
+        for fn, out in zip((fn_a, fn_b), times, strict=True):
+            start = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            out.append(time.perf_counter() - start)
+    return float(np.median(times[0])), float(np.median(times[1]))
+
+
 def matmul_peak_gflops(n: int = 2048) -> float:
     """Measured float32 GFLOP/s of an ``n x n`` matmul: the reference for achieved throughput."""
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)

@@ -161,7 +161,7 @@ def main():
     cases = [
         ("Langevin step", jgen_langevin, blackjax_sgld, "blackjax.sgld", 2, (X0, KEY), STEPS),
         ("MALA step", jgen_mala, blackjax_mala, "blackjax.mala", 2, (X0, KEY), STEPS),
-        ("HMC step (10 leapfrog)", jgen_hmc, blackjax_hmc, "blackjax.hmc", 22, (X0, KEY), STEPS),
+        ("HMC step (10 leapfrog)", jgen_hmc, blackjax_hmc, "blackjax.hmc", 20, (X0, KEY), STEPS),
         (
             "reverse VP-SDE step",
             jgen_reverse_sde,
@@ -173,9 +173,8 @@ def main():
         ),
     ]
     for name, ours, theirs, peer, passes, args, steps in cases:
-        t_ours = harness.median_seconds(ours, *args, repeats=10)
-        t_peer = harness.median_seconds(theirs, *args, repeats=10)
-        # passes: MLP forward-equivalents per step (value and x-gradient = 2; HMC: 11 of them).
+        t_ours, t_peer = harness.paired_median_seconds(ours, theirs, *args)
+        # passes: MLP forward-equivalents per step (value and x-gradient = 2; HMC: 10 of them).
         gflops = passes * MLP_FLOPS * N * steps / t_ours / 1e9
         rows.append(
             f"| {name} | {peer} | {1e6 * t_ours / steps:.1f} | {1e6 * t_peer / steps:.1f} "

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgen.checks import check_int, check_positive, is_traced
-from jgen.convert import log_prob_and_score, score_from_log_prob
+from jgen.convert import log_prob_and_score
 from jgen.samplers.chain import run_chain
 from jgen.types import Array, PRNGKey
 
@@ -284,17 +284,29 @@ def leapfrog(
     """
     if not is_traced(n):
         check_int("n", n)
+
+    def value_and_grad(x):  # the value is not needed here
+        return jnp.zeros(x.shape[:1], x.dtype), grad_fn(x)
+
+    zero = jnp.zeros(x.shape[:1], x.dtype)
+    x, p, _, _ = _leapfrog(value_and_grad, x, p, zero, grad_fn(x), step_size, n)
+    return x, p
+
+
+def _leapfrog(value_and_grad_fn, x, p, value, grad, step_size, n):
+    """``n`` leapfrog steps that reuse the gradient at the start and return the value and the
+    gradient at the end, so a chain of HMC proposals costs ``n`` evaluations per proposal (the
+    bookkeeping of blackjax's velocity Verlet)."""
     e = jnp.asarray(step_size, x.dtype)
-    p = p + 0.5 * e * grad_fn(x)
 
-    def full_step(_, xp):
-        x, p = xp
-        x = x + e * p
-        return x, p + e * grad_fn(x)
+    def body(_, carry):
+        x, p, _, grad = carry
+        p_half = p + 0.5 * e * grad
+        x = x + e * p_half
+        value, grad = value_and_grad_fn(x)
+        return x, p_half + 0.5 * e * grad, value, grad
 
-    x, p = jax.lax.fori_loop(0, n - 1, full_step, (x, p))
-    x = x + e * p
-    return x, p + 0.5 * e * grad_fn(x)
+    return jax.lax.fori_loop(0, n, body, (x, p, value, grad))
 
 
 def hmc(
@@ -338,21 +350,26 @@ def hmc(
     check_int("n_leapfrog", n_leapfrog)
     dtype = x0.dtype
     e = jnp.asarray(step_size, dtype)
-    grad_fn = score_from_log_prob(log_prob_fn)
+    value_and_score = log_prob_and_score(log_prob_fn)
 
     def step(state, key, i):
-        x, lp = state
+        x, lp, grad = state
         key_momentum, key_accept = jax.random.split(key)
         p = jax.random.normal(key_momentum, x.shape, dtype)
-        y, p_y = leapfrog(grad_fn, x, p, e, n_leapfrog)
-        lp_y = log_prob_fn(y)
+        y, p_y, lp_y, grad_y = _leapfrog(value_and_score, x, p, lp, grad, e, n_leapfrog)
         log_alpha = (lp_y - 0.5 * _sq_norm(p_y)) - (lp - 0.5 * _sq_norm(p))
         accept, prob = _metropolis(key_accept, log_alpha)
-        state = (jnp.where(_per_example(accept, x), y, x), jnp.where(accept, lp_y, lp))
+        keep = _per_example(accept, x)
+        state = (jnp.where(keep, y, x), jnp.where(accept, lp_y, lp), jnp.where(keep, grad_y, grad))
         return state, {"accepted": accept.astype(dtype), "accept_prob": prob, "log_prob": lp}
 
-    (x, _), info, trajectory = run_chain(
-        step, (x0, log_prob_fn(x0)), key, n_steps, record_every=record_every, record=lambda s: s[0]
+    (x, _, _), info, trajectory = run_chain(
+        step,
+        (x0, *value_and_score(x0)),
+        key,
+        n_steps,
+        record_every=record_every,
+        record=lambda s: s[0],
     )
     info = {
         "acceptance_rate": info["accepted"].mean(),
