@@ -5,7 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jgen.samplers.annealed_langevin import annealed_langevin
 from jgen.samplers.chain import run_chain
+from jgen.samplers.langevin import hmc, langevin, mala
+from jgen.samplers.ode import odeint_fixed
+from jgen.samplers.sde import sample_sde
+from jgen.sdes.sde import VPSDE
 
 
 def counting_step(state, key, i):
@@ -51,3 +56,45 @@ def test_memory_does_not_grow_with_the_number_of_steps():
         return f.lower(x, jax.random.key(0)).compile().memory_analysis().temp_size_in_bytes
 
     assert temp_bytes(10_000) <= temp_bytes(10)
+
+
+def _temp_bytes(fn, *args) -> int:
+    return jax.jit(fn).lower(*args).compile().memory_analysis().temp_size_in_bytes
+
+
+SAMPLERS = {
+    "langevin": lambda n: lambda x, k: langevin(_score, x, k, step_size=0.1, n_steps=n)[0],
+    "mala": lambda n: lambda x, k: mala(_log_prob, x, k, step_size=0.1, n_steps=n)[0],
+    "hmc": lambda n: lambda x, k: hmc(_log_prob, x, k, step_size=0.1, n_leapfrog=3, n_steps=n)[0],
+    "annealed_langevin": lambda n: (
+        lambda x, k: annealed_langevin(
+            lambda x, s: _score(x),
+            x,
+            k,
+            sigmas=jnp.array([1.0, 0.5]),
+            n_steps_each=n // 2,
+            step_lr=1e-3,
+        )[0]
+    ),
+    "sample_sde": lambda n: (
+        lambda x, k: sample_sde(
+            VPSDE(), lambda x, t: -x, k, x.shape, n_steps=n, corrector="langevin"
+        )[0]
+    ),
+    "odeint_fixed": lambda n: lambda x, k: odeint_fixed(lambda x, t: -x, x, 0.0, 1.0, n, "rk4")[0],
+}
+
+
+def _log_prob(x):
+    return -0.5 * jnp.sum(x**2, -1)
+
+
+def _score(x):
+    return -x
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_sampler_memory_does_not_grow_with_steps(name):
+    """10,000 steps need no more temporary memory than 10 (no trajectory requested)."""
+    x, key = jnp.zeros((256, 8)), jax.random.key(0)
+    assert _temp_bytes(SAMPLERS[name](10_000), x, key) <= _temp_bytes(SAMPLERS[name](10), x, key)
