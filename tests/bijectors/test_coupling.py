@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from jgen.bijectors.coupling import AffineCoupling, parity_mask
+from tests.bijectors.battery import check_bijector
 
 
 def random_conditioner(key, dim, additive=False):
@@ -36,28 +37,9 @@ def test_bijector_battery(x64, event_shape, parity, additive):
         event_ndims=len(event_shape),
     )
     x = jax.random.normal(jax.random.key(1), (7, *event_shape))
-
-    y, fwd_logdet = jax.jit(bij.forward_and_log_det)(x)
-    x_back, inv_logdet = bij.inverse_and_log_det(y)
-    np.testing.assert_allclose(x_back, x, atol=1e-10)
-    np.testing.assert_allclose(inv_logdet, -fwd_logdet, atol=1e-10)
-    assert not np.allclose(y, x)  # the layer is not the identity
-
-    def single(v):  # one example, flattened, for the autodiff Jacobian
-        return bij.forward(v.reshape(1, *event_shape)).reshape(-1)
-
-    for i in range(len(x)):
-        jac = jax.jacfwd(single)(x[i].reshape(-1))
-        sign, logabsdet = jnp.linalg.slogdet(jac)
-        assert sign != 0
-        np.testing.assert_allclose(fwd_logdet[i], logabsdet, atol=1e-10)
+    check_bijector(bij, x, atol=1e-10)
     if additive:
-        np.testing.assert_allclose(fwd_logdet, 0.0, atol=1e-12)
-
-    # vmap over an extra leading axis gives the same as the batched call.
-    y_vmapped, ld_vmapped = jax.vmap(bij.forward_and_log_det)(x[:, None])
-    np.testing.assert_allclose(y_vmapped[:, 0], y, atol=1e-12)
-    np.testing.assert_allclose(ld_vmapped[:, 0], fwd_logdet, atol=1e-12)
+        np.testing.assert_allclose(bij.forward_and_log_det(x)[1], 0.0, atol=1e-12)
 
 
 def test_matches_distrax_masked_coupling(x64):
