@@ -100,3 +100,16 @@ def is_traced(value) -> bool:
     """Whether ``value`` is abstract (traced by ``jit``, ``vmap`` or ``grad``), so its value
     cannot be checked yet."""
     return isinstance(value, jax.Array) and _concrete(value) is None
+
+
+def check_events(name: str, x, dim: int) -> None:
+    """Raises ``ValueError`` unless ``x`` is a floating-point array of shape ``(..., dim)``.
+
+    Batches ``(n, dim)`` are the convention; any leading shape, including none, is accepted
+    because ``distrax.Transformed`` traces and vmaps the bijector on single events ``(dim,)``.
+    """
+    shape = tuple(np.shape(x))
+    if len(shape) < 1 or shape[-1] != dim:
+        raise ValueError(f"{name} must have shape (n, {dim}) (or (..., {dim})); got shape {shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{name} must have a floating-point dtype; got dtype {x.dtype}")
