@@ -20,8 +20,8 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 --durations=20 -q
 
 lint: $(STAMP)
-	$(PY) -m ruff check jgen experiments tests notebooks
-	$(PY) -m ruff format --check jgen experiments tests notebooks
+	$(PY) -m ruff check jgen experiments tests notebooks benchmarks
+	$(PY) -m ruff format --check jgen experiments tests notebooks benchmarks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

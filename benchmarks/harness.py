@@ -51,7 +51,9 @@ def matmul_peak_gflops(n: int = 2048) -> float:
 
 def machine() -> str:
     device = jax.devices()[0]
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {device.platform}"
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {device.platform}"
+    )
 
 
 def write_section(name: str, lines: list[str]) -> None:

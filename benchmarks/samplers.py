@@ -148,7 +148,12 @@ def diffrax_reverse_sde(key):
     )
     dt = (VP.T - EPS) / SDE_STEPS
     solution = diffrax.diffeqsolve(
-        terms, diffrax.Euler(), 0.0, VP.T - EPS, dt, jax.random.normal(k_prior, (N, D)),
+        terms,
+        diffrax.Euler(),
+        0.0,
+        VP.T - EPS,
+        dt,
+        jax.random.normal(k_prior, (N, D)),
         max_steps=SDE_STEPS + 1,
         adjoint=diffrax.ForwardMode(),  # no backprop needed; UnsafeBrownianPath requires it
     )
