@@ -17,8 +17,8 @@ import sys
 import blackjax
 import diffrax
 import jax
-import lineax
 import jax.numpy as jnp
+import lineax
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import harness  # noqa: E402
