@@ -85,6 +85,37 @@ def _metropolis(key: PRNGKey, log_alpha: Array) -> tuple[Array, Array]:
     return accept, prob
 
 
+def _metropolis_chain(propose, value_and_score, x0, key, n_steps, record_every):
+    """The Metropolis-Hastings chain shared by MALA and HMC. The state carries ``log p`` and the
+    score at ``x`` so neither is recomputed; ``propose(key, x, log_p, score) -> (y, log_p(y),
+    score(y), log_alpha)``; each chain accepts or rejects on its own."""
+
+    def step(state, key, i):
+        x, lp, g = state
+        key_propose, key_accept = jax.random.split(key)
+        y, lp_y, g_y, log_alpha = propose(key_propose, x, lp, g)
+        accept, prob = _metropolis(key_accept, log_alpha)
+        keep = _per_example(accept, x)
+        state = (jnp.where(keep, y, x), jnp.where(accept, lp_y, lp), jnp.where(keep, g_y, g))
+        return state, {"accepted": accept.astype(x.dtype), "accept_prob": prob, "log_prob": lp}
+
+    (x, _, _), info, trajectory = run_chain(
+        step,
+        (x0, *value_and_score(x0)),
+        key,
+        n_steps,
+        record_every=record_every,
+        record=lambda s: s[0],
+    )
+    info = {
+        "acceptance_rate": info["accepted"].mean(),
+        "chain_acceptance_rate": info["accepted"],
+        "accept_prob": info["accept_prob"].mean(),
+        "log_prob": info["log_prob"].mean(),
+    }
+    return x, _finish(info, trajectory)
+
+
 def _finish(info: dict, trajectory) -> dict:
     if trajectory is not None:
         info["trajectory"] = trajectory
@@ -226,33 +257,17 @@ def mala(
     x0 = _check_common(x0, step_size, n_steps, record_every)
     dtype = x0.dtype
     h = jnp.asarray(step_size, dtype)
-    value_and_score = log_prob_and_score(log_prob_fn)
 
-    def step(state, key, i):
-        x, lp, g = state
-        key_move, key_accept = jax.random.split(key)
-        z = jax.random.normal(key_move, x.shape, dtype)
+    def propose(key, x, lp, g):
+        z = jax.random.normal(key, x.shape, dtype)
         y = x + 0.5 * h * g + jnp.sqrt(h) * z
         lp_y, g_y = value_and_score(y)
         log_q_forward = -0.5 * _sq_norm(z)  # |y - x - (h/2) g(x)|^2 / (2h) = |z|^2 / 2
         log_q_backward = -_sq_norm(x - y - 0.5 * h * g_y) / (2.0 * h)
-        log_alpha = lp_y - lp + log_q_backward - log_q_forward
-        accept, prob = _metropolis(key_accept, log_alpha)
-        keep = _per_example(accept, x)
-        state = (jnp.where(keep, y, x), jnp.where(accept, lp_y, lp), jnp.where(keep, g_y, g))
-        return state, {"accepted": accept.astype(dtype), "accept_prob": prob, "log_prob": lp}
+        return y, lp_y, g_y, lp_y - lp + log_q_backward - log_q_forward
 
-    lp0, g0 = value_and_score(x0)
-    (x, _, _), info, trajectory = run_chain(
-        step, (x0, lp0, g0), key, n_steps, record_every=record_every, record=lambda s: s[0]
-    )
-    info = {
-        "acceptance_rate": info["accepted"].mean(),
-        "chain_acceptance_rate": info["accepted"],
-        "accept_prob": info["accept_prob"].mean(),
-        "log_prob": info["log_prob"].mean(),
-    }
-    return x, _finish(info, trajectory)
+    value_and_score = log_prob_and_score(log_prob_fn)
+    return _metropolis_chain(propose, value_and_score, x0, key, n_steps, record_every)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -350,31 +365,11 @@ def hmc(
     check_int("n_leapfrog", n_leapfrog)
     dtype = x0.dtype
     e = jnp.asarray(step_size, dtype)
+
+    def propose(key, x, lp, g):
+        p = jax.random.normal(key, x.shape, dtype)
+        y, p_y, lp_y, g_y = _leapfrog(value_and_score, x, p, lp, g, e, n_leapfrog)
+        return y, lp_y, g_y, (lp_y - 0.5 * _sq_norm(p_y)) - (lp - 0.5 * _sq_norm(p))
+
     value_and_score = log_prob_and_score(log_prob_fn)
-
-    def step(state, key, i):
-        x, lp, grad = state
-        key_momentum, key_accept = jax.random.split(key)
-        p = jax.random.normal(key_momentum, x.shape, dtype)
-        y, p_y, lp_y, grad_y = _leapfrog(value_and_score, x, p, lp, grad, e, n_leapfrog)
-        log_alpha = (lp_y - 0.5 * _sq_norm(p_y)) - (lp - 0.5 * _sq_norm(p))
-        accept, prob = _metropolis(key_accept, log_alpha)
-        keep = _per_example(accept, x)
-        state = (jnp.where(keep, y, x), jnp.where(accept, lp_y, lp), jnp.where(keep, grad_y, grad))
-        return state, {"accepted": accept.astype(dtype), "accept_prob": prob, "log_prob": lp}
-
-    (x, _, _), info, trajectory = run_chain(
-        step,
-        (x0, *value_and_score(x0)),
-        key,
-        n_steps,
-        record_every=record_every,
-        record=lambda s: s[0],
-    )
-    info = {
-        "acceptance_rate": info["accepted"].mean(),
-        "chain_acceptance_rate": info["accepted"],
-        "accept_prob": info["accept_prob"].mean(),
-        "log_prob": info["log_prob"].mean(),
-    }
-    return x, _finish(info, trajectory)
+    return _metropolis_chain(propose, value_and_score, x0, key, n_steps, record_every)
