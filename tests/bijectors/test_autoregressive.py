@@ -12,17 +12,7 @@ from jgen.bijectors.autoregressive import MAFLayer, MaskedAutoregressive
 from jgen.bijectors.permute import Permute, reverse_permutation
 from jgen.nets.masked import MADE, resolve_ordering
 from tests.bijectors.battery import check_bijector
-
-
-def randomized(params, key, scale=0.5):
-    """Every parameter redrawn from N(0, scale^2), so the layer is far from the identity."""
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(key, len(leaves))
-    new = [
-        scale * jax.random.normal(k, leaf.shape, leaf.dtype)
-        for k, leaf in zip(keys, leaves, strict=True)
-    ]
-    return jax.tree.unflatten(treedef, new)
+from tests.params import redraw
 
 
 def made_conditioner(dim, ordering="natural", seed=0):
@@ -31,7 +21,7 @@ def made_conditioner(dim, ordering="natural", seed=0):
     fast."""
     made = MADE((16, 16), num_params_per_dim=2, ordering=ordering)
     key = jax.random.key(seed)
-    params = randomized(jax.jit(made.init)(key, jnp.zeros((1, dim))), jax.random.fold_in(key, 1))
+    params = redraw(jax.jit(made.init)(key, jnp.zeros((1, dim))), jax.random.fold_in(key, 1))
 
     @jax.jit
     def conditioner(v):
@@ -159,7 +149,7 @@ def flow_and_params(kind, dtype=jnp.float64):
         jax.random.key(0), jnp.zeros((1, 2), dtype), method=TwoDimFlow.log_prob
     )
     # Away from the identity (zero-initialised outputs), but with moderate scales.
-    noise = randomized(params, jax.random.key(1), scale=0.4)
+    noise = redraw(params, jax.random.key(1), scale=0.4)
     return flow, jax.tree.map(jnp.add, params, noise)
 
 

@@ -11,19 +11,13 @@ import pytest
 from experiments.configs import default
 from jgen.data import toy2d
 from jgen.models import flow
+from tests.params import add_noise
 
 
 def perturbed_params(module, key, x, scale=0.3):
-    """Initial parameters plus noise: the zero-initialised output layers make a fresh flow the
-    identity, which would make these tests vacuous."""
+    """Initial parameters plus noise (a fresh flow is the identity)."""
     params = module.init(key, x, method=flow.RealNVP.log_prob)
-    leaves, tree = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.fold_in(key, 1), len(leaves))
-    noisy = [
-        p + scale * jax.random.normal(k, p.shape, p.dtype)
-        for p, k in zip(leaves, keys, strict=True)
-    ]
-    return jax.tree.unflatten(tree, noisy)
+    return add_noise(params, jax.random.fold_in(key, 1), scale)
 
 
 def flow_config():

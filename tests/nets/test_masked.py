@@ -7,19 +7,7 @@ import numpy as np
 import pytest
 
 from jgen.nets.masked import MADE, MaskedDense, made_degrees, made_masks, resolve_ordering
-
-
-def randomized(params, key, scale=0.5):
-    """Every parameter redrawn from N(0, scale^2): biases and masked-out weights included, so
-    only the masks can produce the zeros that the tests look for."""
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(key, len(leaves))
-    new = [
-        scale * jax.random.normal(k, leaf.shape, leaf.dtype)
-        for k, leaf in zip(keys, leaves, strict=True)
-    ]
-    return jax.tree.unflatten(treedef, new)
-
+from tests.params import redraw
 
 CASES = [
     (1, (4,), "natural", 2),
@@ -42,7 +30,7 @@ def test_jacobian_is_strictly_lower_triangular_in_the_ordering(
 
     @jax.jit  # one compilation instead of many op-by-op dispatches
     def outputs_and_jacobian(x):
-        params = randomized(made.init(jax.random.key(1), x), jax.random.key(2))
+        params = redraw(made.init(jax.random.key(1), x), jax.random.key(2))
 
         def single(v):
             return made.apply(params, v[None])[0]
@@ -89,7 +77,7 @@ def test_masked_dense_multiplies_the_kernel_by_the_mask(x64):
     mask = np.array([[1, 0, 1], [0, 1, 1]], np.float32)
     layer = MaskedDense(3, mask)
     x = jax.random.normal(jax.random.key(0), (4, 2))
-    params = randomized(layer.init(jax.random.key(1), x), jax.random.key(2))
+    params = redraw(layer.init(jax.random.key(1), x), jax.random.key(2))
     kernel, bias = params["params"]["kernel"], params["params"]["bias"]
     np.testing.assert_allclose(layer.apply(params, x), x @ (kernel * mask) + bias, atol=1e-12)
 
