@@ -440,7 +440,7 @@ def sample_probability_flow(
     return solve(drift, z, sde.T, eps)
 
 
-def _exact_divergence(f, x, t):
+def exact_divergence(f, x, t):
     """``tr(d f_i / d x_i)`` per example by a forward-mode Jacobian of one example at a time."""
 
     def single(xi, ti):
@@ -455,17 +455,27 @@ def _exact_divergence(f, x, t):
     return jax.vmap(single)(x, t)
 
 
-def _hutchinson_divergence(f, x, t, probe):
+def hutchinson_divergence(f, x, t, probe):
     """``probe^T (d f / d x) probe`` per example with one Jacobian-vector product."""
     out, jvp = jax.jvp(lambda v: f(v, t), (x,), (probe,))
     return out, jnp.sum(jnp.reshape(probe * jvp, (x.shape[0], -1)), -1)
 
 
-_PROBES = {
+PROBES = {
     "rademacher": lambda key, shape, dtype: jax.random.rademacher(key, shape, dtype),
     "gaussian": lambda key, shape, dtype: jax.random.normal(key, shape, dtype),
 }
 DIVERGENCES = ("exact", "hutchinson")
+
+
+def divergence_fn(f, divergence: str, probe: str, key, shape, dtype):
+    """``(x, t) -> (f(x, t), div f)`` with the exact divergence, or Hutchinson's estimate with one
+    probe per example drawn once from ``key`` and fixed along the trajectory (as in FFJORD, so
+    the integrated log-density change is an unbiased estimate)."""
+    if divergence == "exact":
+        return lambda y, t: exact_divergence(f, y, t)
+    u = PROBES[probe](key, shape, dtype)
+    return lambda y, t: hutchinson_divergence(f, y, t, u)
 
 
 def ode_log_likelihood(
@@ -518,7 +528,7 @@ def ode_log_likelihood(
       ``delta_logp`` (``delta(T)``), so ``log_prob = prior_log_prob + delta_logp``.
     """
     check_choice("divergence", divergence, DIVERGENCES)
-    check_choice("probe", probe, _PROBES)
+    check_choice("probe", probe, PROBES)
     check_choice("method", method, METHODS)
     if jnp.ndim(x) < 1 or not jnp.issubdtype(jnp.result_type(x), jnp.floating):
         raise ValueError(
@@ -527,11 +537,7 @@ def ode_log_likelihood(
         )
     _check_eps(eps, sde)
     v = reverse(sde, score_fn, probability_flow=True).drift
-    if divergence == "exact":
-        div_fn = lambda y, t: _exact_divergence(v, y, t)
-    else:
-        u = _PROBES[probe](key, x.shape, x.dtype)
-        div_fn = lambda y, t: _hutchinson_divergence(v, y, t, u)
+    div_fn = divergence_fn(v, divergence, probe, key, x.shape, x.dtype)
 
     def augmented(state, t):
         y, _ = state
