@@ -37,10 +37,7 @@ def test_samples_on_a_sub_sequence_match_the_mixture(eta, threshold):
     x = jax.jit(lambda key: ddim_sample(eps_fn, key, (N, 2), ABAR, ts, eta=eta)[0])(
         jax.random.key(0)
     )
-    x = np.asarray(x)
-    assert x.shape == (N, 2) and np.isfinite(x).all()
-    mmd2 = gmm.mmd2_to_exact(x)
-    assert mmd2 <= threshold, f"MMD² {mmd2:.2e} > threshold {threshold:.2e}"
+    gmm.assert_matches_mixture(x, threshold, N)
 
 
 def test_the_mmd_check_rejects_too_few_steps(threshold):

@@ -117,10 +117,7 @@ def test_samples_match_the_mixture(schedule, variance, threshold):
     x = jax.jit(lambda key: ddpm_sample(eps_fn, key, (N, 2), betas, variance=variance)[0])(
         jax.random.key(0)
     )
-    x = np.asarray(x)
-    assert x.shape == (N, 2) and np.isfinite(x).all()
-    mmd2 = gmm.mmd2_to_exact(x)
-    assert mmd2 <= threshold, f"MMD² {mmd2:.2e} > threshold {threshold:.2e}"
+    gmm.assert_matches_mixture(x, threshold, N)
 
 
 def test_the_mmd_check_rejects_a_wrong_noise_scale(threshold):

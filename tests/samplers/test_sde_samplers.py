@@ -79,10 +79,7 @@ def test_samples_match_the_mixture(sde, predictor, corrector, n_steps, threshold
             sde, score_fn, key, (N, 2), n_steps=n_steps, predictor=predictor, corrector=corrector
         )[0]
     )
-    x = np.asarray(sample(jax.random.key(0)))
-    assert x.shape == (N, 2) and np.isfinite(x).all()
-    mmd2 = gmm.mmd2_to_exact(x)
-    assert mmd2 <= threshold, f"MMD² {mmd2:.2e} > threshold {threshold:.2e}"
+    gmm.assert_matches_mixture(sample(jax.random.key(0)), threshold, N)
 
 
 @pytest.mark.parametrize("sde", [VPSDE(), VESDE()], ids=["vp", "ve"])

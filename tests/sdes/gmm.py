@@ -154,3 +154,11 @@ def mmd2_to_exact(x, mixture: Mixture = MIXTURE, seed: int = 777) -> float:
     """MMD² between ``x`` and a fresh exact sample set of the same size."""
     x = np.asarray(x)
     return mmd2_unbiased(x, sample(mixture, len(x), seed), bandwidth(mixture))
+
+
+def assert_matches_mixture(x, threshold: float, n: int) -> None:
+    """Samples ``x`` are finite, of shape ``(n, 2)``, and within the exact-vs-exact MMD² range."""
+    x = np.asarray(x)
+    assert x.shape == (n, 2) and np.isfinite(x).all(), x.shape
+    mmd2 = mmd2_to_exact(x)
+    assert mmd2 <= threshold, f"MMD² {mmd2:.2e} > threshold {threshold:.2e}"
