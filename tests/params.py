@@ -18,3 +18,15 @@ def add_noise(params, key, scale: float):
 def redraw(params, key, scale: float = 0.5):
     """Every parameter redrawn from ``N(0, scale^2)`` (biases and masked-out weights included)."""
     return add_noise(jax.tree.map(lambda p: p * 0, params), key, scale)
+
+
+def float64(tree):
+    """Every floating-point leaf cast to float64 (Flax creates float32 parameters even under
+    x64); integer leaves (fixed permutations) are kept."""
+
+    def cast(a):
+        return (
+            a.astype(jax.numpy.float64) if jax.numpy.issubdtype(a.dtype, jax.numpy.floating) else a
+        )
+
+    return jax.tree.map(cast, tree)

@@ -24,8 +24,22 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             num_levels=0,
         )
     )
+    # flow: a family of jgen.models.flow.FAMILIES. num_layers counts couplings / MADE layers /
+    # Glow steps (per scale for image Glow); num_bins, spline_bound: the spline families;
+    # num_scales: image Glow; ode_steps: FFJORD's RK4 steps; dequantization: uniform | variational.
     c.model = ml_collections.ConfigDict(
-        dict(name="flow", num_layers=8, hidden_sizes=(64, 64), logit_alpha=0.0, additive=False)
+        dict(
+            name="flow",
+            flow="realnvp",
+            num_layers=8,
+            hidden_sizes=(64, 64),
+            logit_alpha=0.0,
+            num_bins=8,
+            spline_bound=4.0,
+            num_scales=2,
+            ode_steps=16,
+            dequantization="uniform",
+        )
     )
     c.optim = ml_collections.ConfigDict(
         dict(

@@ -175,7 +175,8 @@ class ContinuousFlowLayer(nn.Module):
       activation: its nonlinearity; smooth (tanh, softplus) so the ODE is smooth for the solver.
       method: the ODE solver (see :class:`ContinuousFlow`).
       n_steps: steps of a fixed-step solver.
-      divergence: ``'exact'`` or ``'hutchinson'``.
+      divergence: ``'exact'`` or ``'hutchinson'``: the divergence used when ``bijector`` gets a
+        key (training); without one it is always exact.
       probe: Hutchinson probe distribution.
       rtol: relative tolerance of ``'dopri5'``.
       atol: absolute tolerance of ``'dopri5'``.
@@ -198,13 +199,25 @@ class ContinuousFlowLayer(nn.Module):
         return mlp(inputs)
 
     def bijector(self, dim: int, key: PRNGKey | None = None) -> ContinuousFlow:
-        """The flow on events ``(dim,)``; ``key`` draws Hutchinson probes (see ContinuousFlow)."""
+        """The flow on events ``(dim,)``. ``key`` draws the Hutchinson probes when
+        ``divergence='hutchinson'`` (training); without a key the log-det uses the exact
+        divergence (evaluation)."""
         check_int("dim", dim)
+        if self.is_initializing():
+            # Create the parameters outside the solver's scan, whose trace they would leak from.
+            self.vector_field(jnp.zeros((1, dim)), jnp.zeros((1,)))
+        # A bound Flax module cannot run inside the solver's loop (its scope would capture loop
+        # tracers), so the bijector gets the field as a pure function of its variables.
+        module, variables = self.unbind()
+
+        def field(x, t):
+            return module.apply(variables, x, t, method=ContinuousFlowLayer.vector_field)
+
         return ContinuousFlow(
-            self.vector_field,
+            field,
             method=self.method,
             n_steps=self.n_steps,
-            divergence=self.divergence,
+            divergence=self.divergence if key is not None else "exact",
             key=key,
             probe=self.probe,
             rtol=self.rtol,
@@ -212,7 +225,4 @@ class ContinuousFlowLayer(nn.Module):
         )
 
     def __call__(self, x: Array, key: PRNGKey | None = None) -> tuple[Array, Array]:
-        if self.is_initializing():
-            # Create the parameters outside the solver's scan, whose trace they would leak from.
-            self.vector_field(x, jnp.zeros(x.shape[:1], x.dtype))
         return self.bijector(x.shape[-1], key).forward_and_log_det(x)

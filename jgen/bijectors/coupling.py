@@ -13,11 +13,15 @@ Dinh, Krueger & Bengio 2015, "NICE"; Dinh, Sohl-Dickstein & Bengio 2017, "Densit
 using Real NVP".
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import distrax
+import flax.linen as nn
 import jax.numpy as jnp
 
+from jgen.bijectors.masks import channel_mask
+from jgen.checks import check_choice
+from jgen.nets.mlp import MLP
 from jgen.types import Array
 
 Conditioner = Callable[[Array], tuple[Array, Array]]
@@ -61,3 +65,83 @@ def parity_mask(event_shape: tuple[int, ...], parity: int) -> Array:
     """
     grids = jnp.indices(event_shape)
     return (jnp.sum(grids, axis=0) % 2 == parity).astype(jnp.float32)
+
+
+MASKS = ("checkerboard", "channel")
+NETWORKS = ("mlp", "conv")
+
+
+class CouplingConditioner(nn.Module):
+    """``m * x -> (shift, log_scale)`` of the shape of ``x``.
+
+    ``network='mlp'``: an MLP on the flattened input (vectors, small images). ``network='conv'``
+    (images ``(n, H, W, C)``): Glow's ``Conv3x3 -> ReLU -> Conv1x1 -> ReLU -> Conv3x3`` with the
+    width ``hidden_sizes[0]``. Either way the output layer starts at zero, so every coupling starts
+    as the identity, and ``log_scale = s * tanh(raw)`` with ``s`` learned per element keeps the
+    scale bounded early in training; ``additive=True`` gives ``log_scale = 0`` (NICE).
+    """
+
+    hidden_sizes: Sequence[int]
+    additive: bool = False
+    network: str = "mlp"
+
+    @nn.compact
+    def __call__(self, x_masked: Array) -> tuple[Array, Array]:
+        check_choice("network", self.network, NETWORKS)
+        if self.network == "conv":
+            if x_masked.ndim != 4:
+                raise ValueError(
+                    f"network='conv' needs images (n, H, W, C); got shape {x_masked.shape}"
+                )
+            width = self.hidden_sizes[0]
+            h = nn.relu(nn.Conv(width, (3, 3))(x_masked))
+            h = nn.relu(nn.Conv(width, (1, 1))(h))
+            out = nn.Conv(2 * x_masked.shape[-1], (3, 3), kernel_init=nn.initializers.zeros)(h)
+            shift, raw = jnp.split(out, 2, axis=-1)
+        else:
+            flat = x_masked.reshape(x_masked.shape[0], -1)
+            out = MLP(self.hidden_sizes, 2 * flat.shape[-1], zero_init_output=True)(flat)
+            shift, raw = (a.reshape(x_masked.shape) for a in jnp.split(out, 2, axis=-1))
+        scale = self.param("tanh_scale", nn.initializers.ones, x_masked.shape[1:])
+        log_scale = jnp.zeros_like(raw) if self.additive else scale * jnp.tanh(raw)
+        return shift, log_scale
+
+
+class AffineCouplingLayer(nn.Module):
+    """The parameters of one :class:`AffineCoupling`: its conditioner and its mask.
+
+    ``bijector(event_shape)`` builds the distrax bijector (call it inside ``apply`` or on a bound
+    module); ``__call__(x)`` is its ``forward_and_log_det``, e.g. for ``init``.
+
+    Attributes:
+      hidden_sizes: hidden widths of the conditioner (the conv conditioner uses the first).
+      parity: which half passes through: 0 or 1.
+      mask: ``'checkerboard'`` (:func:`parity_mask`) or ``'channel'`` (``masks.channel_mask``,
+        images only).
+      additive: NICE's additive coupling instead of the affine one.
+      network: the conditioner, ``'mlp'`` or ``'conv'`` (see :class:`CouplingConditioner`).
+    """
+
+    hidden_sizes: Sequence[int] = (64, 64)
+    parity: int = 0
+    mask: str = "checkerboard"
+    additive: bool = False
+    network: str = "mlp"
+
+    def setup(self):
+        check_choice("mask", self.mask, MASKS)
+        self.conditioner = CouplingConditioner(self.hidden_sizes, self.additive, self.network)
+
+    def bijector(self, event_shape: tuple[int, ...]) -> AffineCoupling:
+        """The coupling on events of ``event_shape``."""
+        event_shape = tuple(event_shape)
+        if self.mask == "channel":
+            if len(event_shape) != 3:
+                raise ValueError(f"mask='channel' needs image events (H, W, C); got {event_shape}")
+            m = channel_mask(event_shape[-1], self.parity)
+        else:
+            m = parity_mask(event_shape, self.parity)
+        return AffineCoupling(m, self.conditioner, len(event_shape))
+
+    def __call__(self, x: Array) -> tuple[Array, Array]:
+        return self.bijector(x.shape[1:]).forward_and_log_det(x)

@@ -49,8 +49,9 @@ class Planar(distrax.Bijector):
     ``[w . y - |c|, w . y + |c|]``. It is found by a fixed number of bisection steps on that
     bracket followed by a few Newton steps clipped to the final bracket (so they can only
     improve on it), which keeps the inverse free of data-dependent control flow (jit, vmap and
-    grad work). The inverse is as accurate as the problem allows: its condition number is
-    ``1 / g'``, large only where ``c`` is close to -1 and ``w . z + b`` close to 0.
+    grad work); a last Newton step from the gradient-stopped root gives the derivatives of the
+    implicit function theorem. The inverse is as accurate as the problem allows: its condition
+    number is ``1 / g'``, large only where ``c`` is close to -1 and ``w . z + b`` close to 0.
 
     Args:
       u: ``(d,)`` the unconstrained direction of the displacement.
@@ -114,7 +115,12 @@ class Planar(distrax.Bijector):
             slope = 1.0 + c * (1.0 - jnp.tanh(a + b) ** 2)
             return jnp.clip(a - residual(a) / slope, lo, hi)
 
-        return jax.lax.fori_loop(0, _NEWTON_STEPS, newton, 0.5 * (lo + hi))
+        root = jax.lax.stop_gradient(jax.lax.fori_loop(0, _NEWTON_STEPS, newton, 0.5 * (lo + hi)))
+        # One Newton step from the (gradient-stopped) root: the same value, and the derivatives of
+        # the implicit function theorem, da/dtheta = -(dr/dtheta) / (dr/da), instead of the
+        # derivative of the bisection (zero) or of the clipped iterations.
+        slope = 1.0 + c * (1.0 - jnp.tanh(root + b) ** 2)
+        return root - residual(root) / slope
 
 
 class PlanarLayer(nn.Module):

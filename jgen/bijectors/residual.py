@@ -142,20 +142,34 @@ class ResidualBlock(distrax.Bijector):
     count keeps it jit- and vmap-friendly); the error after ``k`` steps is at most
     ``Lip(g)^k |g(x)|``, so ``Lip = 0.9`` needs about 200 steps for a relative 1e-9 and 150 for
     float32 resolution. Both directions return the exact log-det (:func:`residual_log_det_exact`);
-    for training in higher dimension use :meth:`forward_and_log_det_estimate`.
+    for training in higher dimension use :meth:`forward_and_log_det_estimate`, or build the block
+    with a ``key``: then ``forward_and_log_det`` returns the estimate (a stochastic bijector, like
+    FFJORD's Hutchinson ``ContinuousFlow``; draw a fresh key per training step).
 
     Args:
       g: the batch-first contraction ``(n, dim) -> (n, dim)``, acting on each example
         separately, with ``Lip(g) < 1`` (not checked; :class:`ResidualLayer` guarantees it).
       dim: event size ``d``.
       fixed_point_iterations: number of inverse iterations, ``>= 1``.
+      key: when given, ``forward_and_log_det`` returns the Russian-roulette estimate drawn with
+        it (:meth:`forward_and_log_det_estimate`) instead of the exact log-det.
+      estimator_kwargs: options of :func:`residual_log_det_estimate` used with ``key``.
     """
 
-    def __init__(self, g: Contraction, dim: int, *, fixed_point_iterations: int = 200):
+    def __init__(
+        self,
+        g: Contraction,
+        dim: int,
+        *,
+        fixed_point_iterations: int = 200,
+        key: PRNGKey | None = None,
+        estimator_kwargs: dict | None = None,
+    ):
         super().__init__(event_ndims_in=1)
         check_int("dim", dim)
         check_int("fixed_point_iterations", fixed_point_iterations)
         self._g, self._dim, self._iterations = g, dim, fixed_point_iterations
+        self._key, self._estimator_kwargs = key, dict(estimator_kwargs or {})
 
     @property
     def g(self) -> Contraction:
@@ -163,6 +177,8 @@ class ResidualBlock(distrax.Bijector):
         return self._g
 
     def forward_and_log_det(self, x: Array) -> tuple[Array, Array]:
+        if self._key is not None:
+            return self.forward_and_log_det_estimate(x, self._key, **self._estimator_kwargs)
         check_events("x", x, self._dim)
         flat, restore = _flat(x, self._dim)
         return restore(flat + self._g(flat)), restore(residual_log_det_exact(self._g, flat))
@@ -220,8 +236,9 @@ class ResidualLayer(nn.Module):
     fixed_point_iterations: int = 200
 
     @nn.compact
-    def bijector(self, dim: int) -> ResidualBlock:
-        """The :class:`ResidualBlock` on events ``(dim,)`` with this layer's parameters."""
+    def bijector(self, dim: int, key: PRNGKey | None = None) -> ResidualBlock:
+        """The :class:`ResidualBlock` on events ``(dim,)`` with this layer's parameters; with a
+        ``key`` its forward log-det is the unbiased estimate (for training)."""
         check_int("dim", dim)
         if not 0.0 < self.coeff < 1.0:
             raise ValueError(f"coeff must be in (0, 1); got {self.coeff!r}")
@@ -232,5 +249,8 @@ class ResidualLayer(nn.Module):
             weights.append(layer.weights(fan_in))
             fan_in = width
         return ResidualBlock(
-            _mlp(weights, self.activation), dim, fixed_point_iterations=self.fixed_point_iterations
+            _mlp(weights, self.activation),
+            dim,
+            fixed_point_iterations=self.fixed_point_iterations,
+            key=key,
         )

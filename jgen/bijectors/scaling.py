@@ -11,6 +11,7 @@ Dinh, Krueger & Bengio 2015, "NICE: Non-linear independent components estimation
 """
 
 import distrax
+import flax.linen as nn
 import jax.numpy as jnp
 
 from jgen.types import Array
@@ -54,3 +55,12 @@ class Scaling(distrax.Bijector):
     def inverse_and_log_det(self, y: Array) -> tuple[Array, Array]:
         batch = self._check("y", y)
         return y * jnp.exp(-self._log_scale), jnp.broadcast_to(-jnp.sum(self._log_scale), batch)
+
+
+class ScalingLayer(nn.Module):
+    """The parameter ``log_scale`` (zeros: the identity) of a :class:`Scaling` on events of
+    ``event_shape``; ``__call__(event_shape)`` returns the bijector."""
+
+    @nn.compact
+    def __call__(self, event_shape: tuple[int, ...]) -> Scaling:
+        return Scaling(self.param("log_scale", nn.initializers.zeros, tuple(event_shape)))

@@ -1,157 +1,218 @@
-"""RealNVP: a normalizing flow of affine coupling layers, trained by maximum likelihood.
+"""Normalizing flows trained by maximum likelihood: every family of ``FAMILIES`` from one config.
 
-``z ~ N(0, I)``, ``x = f(z)`` with ``f`` a chain of affine couplings whose masks alternate parity,
-optionally followed by ``x = (sigmoid(u) - a) / (1 - 2a)`` for data in [0, 1) (the logit
-pre-processing of Dinh et al. 2017). The change of variables gives the exact density
+:func:`module_from_config` assembles a :class:`jgen.models.chain_flow.ChainFlow` (a chain of
+steps over a Gaussian base) from the bijectors of ``jgen.bijectors``, or the multi-scale
+:class:`jgen.models.glow.Glow` for ``'glow'`` on images; :func:`make` trains any of them by
+maximum likelihood, on dequantized data when the data are discrete.
 
-    log p(x) = log N(f^{-1}(x); 0, I) + log|det d f^{-1}(x) / dx|.
-
-Dinh, Sohl-Dickstein & Bengio 2017, "Density estimation using Real NVP".
+Dinh, Sohl-Dickstein & Bengio 2017 (RealNVP); Dinh, Krueger & Bengio 2015 (NICE); Kingma &
+Dhariwal 2018 (Glow); Papamakarios et al. 2017 (MAF); Kingma et al. 2016 (IAF); Durkan et al.
+2019 (neural spline flows); Rezende & Mohamed 2015 (planar, radial); Chen et al. 2019 (residual
+flows); Grathwohl et al. 2019 (FFJORD).
 """
 
 import math
-from collections.abc import Sequence
 
-import distrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jgen.bijectors.coupling import AffineCoupling, parity_mask
-from jgen.bijectors.dequantization import uniform_dequantize
-from jgen.checks import check_batch
-from jgen.losses.likelihood import bits_per_dim, dequantized_nll, nll_loss
-from jgen.nets.mlp import MLP
+from jgen.bijectors.actnorm import ActNormLayer
+from jgen.bijectors.autoregressive import MAFLayer
+from jgen.bijectors.continuous import ContinuousFlowLayer
+from jgen.bijectors.conv1x1 import Conv1x1Layer
+from jgen.bijectors.coupling import AffineCouplingLayer
+from jgen.bijectors.dequantization import (
+    VariationalDequantizer,
+    uniform_dequantize,
+    variational_dequantize,
+)
+from jgen.bijectors.planar import PlanarLayer
+from jgen.bijectors.radial import RadialLayer
+from jgen.bijectors.residual import ResidualLayer
+from jgen.bijectors.scaling import ScalingLayer
+from jgen.bijectors.spline import SplineCouplingLayer
+from jgen.checks import check_batch, check_choice
+from jgen.losses.likelihood import bits_per_dim, dequantized_nll
+from jgen.models.chain_flow import ChainFlow
+from jgen.models.glow import Glow
 from jgen.train.optim import optimizer_from_config
-from jgen.train.state import create_state, eval_params, make_step
+from jgen.train.state import create_state, eval_params, make_stateful_step
 from jgen.train.trainer import Trainer
 
-
-class CouplingConditioner(nn.Module):
-    """``m * x -> (shift, log_scale)`` with an MLP; ``log_scale = s * tanh(raw)`` keeps the scale
-    bounded early in training (s is learned per dimension). The output layer starts at zero, so
-    every coupling starts as the identity."""
-
-    hidden_sizes: Sequence[int]
-    additive: bool = False
-
-    @nn.compact
-    def __call__(self, x_masked: jax.Array) -> tuple[jax.Array, jax.Array]:
-        flat = x_masked.reshape(x_masked.shape[0], -1)
-        dim = flat.shape[-1]
-        out = MLP(self.hidden_sizes, 2 * dim, zero_init_output=True)(flat)
-        shift, raw = jnp.split(out, 2, axis=-1)
-        scale = self.param("tanh_scale", nn.initializers.ones, (dim,))
-        log_scale = jnp.zeros_like(raw) if self.additive else scale * jnp.tanh(raw)
-        return shift.reshape(x_masked.shape), log_scale.reshape(x_masked.shape)
+FAMILIES = (
+    "realnvp",
+    "nice",
+    "glow",
+    "maf",
+    "iaf",
+    "spline",
+    "spline_ar",
+    "planar",
+    "radial",
+    "residual",
+    "ffjord",
+)
+# Collections a training step updates (power-iteration vectors of spectral normalisation); the
+# others (``constants``: fixed permutations) are read only.
+UPDATED_COLLECTIONS = ("spectral",)
 
 
-class RealNVP(nn.Module):
-    """The flow's parameters; ``log_prob`` and ``sample`` are its two methods.
+def _alternating_orderings(dim: int, num_layers: int) -> list:
+    """MADE orderings for a stack: natural, reversed, natural, ... (the MAF paper's reversals)."""
+    return ["natural" if i % 2 == 0 else tuple(range(dim))[::-1] for i in range(num_layers)]
 
-    Attributes:
-      num_layers: number of coupling layers.
-      hidden_sizes: hidden widths of each conditioner MLP.
-      logit_alpha: when > 0, model data in [0, 1) through ``logit(a + (1 - 2a) x)``.
-      additive: NICE couplings (volume preserving) instead of affine ones.
-    """
 
-    num_layers: int = 8
-    hidden_sizes: Sequence[int] = (64, 64)
-    logit_alpha: float = 0.0
-    additive: bool = False
-
-    def setup(self):
-        self.conditioners = [
-            CouplingConditioner(self.hidden_sizes, self.additive) for _ in range(self.num_layers)
+def family_steps(model_config, dim: int) -> list[nn.Module]:
+    """The steps of ``model_config.flow`` on ``dim`` (flattened) variables, latent side first."""
+    m = model_config
+    n, hidden = m.num_layers, tuple(m.hidden_sizes)
+    if m.flow in ("realnvp", "nice"):
+        additive = m.flow == "nice"
+        couplings = [AffineCouplingLayer(hidden, i % 2, additive=additive) for i in range(n)]
+        return ([ScalingLayer()] if additive else []) + couplings
+    if m.flow == "glow":  # one Glow step, data -> latent: actnorm, 1x1 conv (LU), coupling
+        steps = []
+        for i in range(n):
+            steps += [AffineCouplingLayer(hidden, i % 2), Conv1x1Layer(), ActNormLayer()]
+        return steps
+    if m.flow in ("maf", "iaf", "spline_ar"):
+        kind = "iaf" if m.flow == "iaf" else "maf"
+        extra = (
+            dict(transformer="spline", num_bins=m.num_bins, bound=m.spline_bound)
+            if m.flow == "spline_ar"
+            else {}
+        )
+        return [
+            MAFLayer(hidden, ordering=o, kind=kind, **extra) for o in _alternating_orderings(dim, n)
         ]
-
-    def bijector(self, event_shape: tuple[int, ...]) -> distrax.Bijector:
-        """The map ``z -> x`` as one distrax bijector (couplings first, then the squashing)."""
-        ndims = len(event_shape)
-        couplings = [
-            AffineCoupling(parity_mask(event_shape, i % 2), conditioner, ndims)
-            for i, conditioner in enumerate(self.conditioners)
+    if m.flow == "spline":
+        return [
+            SplineCouplingLayer(m.num_bins, m.spline_bound, hidden, parity=i % 2) for i in range(n)
         ]
-        squash = []
-        if self.logit_alpha > 0:
-            a = self.logit_alpha
-            squash = [
-                distrax.Block(distrax.ScalarAffine(-a / (1 - 2 * a), 1 / (1 - 2 * a)), ndims),
-                distrax.Block(distrax.Sigmoid(), ndims),
-            ]
-        return distrax.Chain(squash + couplings[::-1])
-
-    def log_prob(self, x: jax.Array) -> jax.Array:
-        event_shape = x.shape[1:]
-        z, log_det = self.bijector(event_shape).inverse_and_log_det(x)
-        return standard_normal_log_prob(z, len(event_shape)) + log_det
-
-    def sample(self, key: jax.Array, n: int, event_shape: tuple[int, ...]) -> jax.Array:
-        z = jax.random.normal(key, (n, *event_shape))
-        return self.bijector(event_shape).forward(z)
+    if m.flow == "planar":
+        return [PlanarLayer() for _ in range(n)]
+    if m.flow == "radial":
+        return [RadialLayer() for _ in range(n)]
+    if m.flow == "residual":
+        return [ResidualLayer(hidden) for _ in range(n)]
+    if m.flow == "ffjord":
+        return [
+            ContinuousFlowLayer(hidden, n_steps=m.ode_steps, divergence="hutchinson")
+            for _ in range(n)
+        ]
+    raise ValueError(f"model.flow must be one of {FAMILIES}; got {m.flow!r}")
 
 
-def standard_normal_log_prob(z: jax.Array, event_ndims: int) -> jax.Array:
-    """``log N(z; 0, I)`` summed over the last ``event_ndims`` axes."""
-    axes = tuple(range(-event_ndims, 0))
-    dim = math.prod(z.shape[-event_ndims:])
-    return -0.5 * jnp.sum(z**2, axis=axes) - 0.5 * dim * math.log(2 * math.pi)
-
-
-def module_from_config(model_config) -> RealNVP:
-    """The flow described by ``config.model``."""
-    return RealNVP(
-        num_layers=model_config.num_layers,
-        hidden_sizes=tuple(model_config.hidden_sizes),
+def module_from_config(model_config, event_shape: tuple[int, ...]) -> nn.Module:
+    """The flow named by ``model_config.flow`` on events of ``event_shape``: the multi-scale
+    :class:`jgen.models.glow.Glow` for ``'glow'`` on images, a :class:`ChainFlow` otherwise
+    (coupling families keep the event's shape for their checkerboard masks; the others act on
+    the flattened event)."""
+    check_choice("model.flow", model_config.flow, FAMILIES)
+    event_shape = tuple(event_shape)
+    if model_config.flow == "glow" and len(event_shape) >= 2:
+        return Glow(
+            num_scales=model_config.num_scales,
+            steps_per_scale=model_config.num_layers,
+            hidden_channels=model_config.hidden_sizes[0],
+            logit_alpha=model_config.logit_alpha,
+        )
+    keeps_shape = model_config.flow in ("realnvp", "nice", "spline")
+    return ChainFlow(
+        tuple(family_steps(model_config, math.prod(event_shape))),
         logit_alpha=model_config.logit_alpha,
-        additive=model_config.additive,
+        flatten=not keeps_shape and len(event_shape) > 1,
     )
+
+
+DEQUANTIZATIONS = ("uniform", "variational")
 
 
 def make(config, event_shape: tuple[int, ...]) -> Trainer:
     """A maximum-likelihood Trainer for the flow of ``config.model`` on events of ``event_shape``.
 
-    ``evaluate`` returns per-example ``nll`` in nats. When ``config.data.num_levels = K`` is set,
-    batches hold discrete data as cell corners ``k / K``; the loss and ``evaluate`` dequantize
-    them with fresh uniform noise from their key, and ``evaluate`` adds ``nll_discrete``, the bound
-    ``nll + D log K`` on the discrete NLL, and its ``bits_per_dim``.
+    ``evaluate`` returns per-example ``nll`` in nats (exact log-dets). When
+    ``config.data.num_levels = K`` is set, batches hold discrete data as cell corners ``k / K``
+    and are dequantized with fresh noise from the step's key: uniform, or drawn from a learned
+    ``VariationalDequantizer`` ``q(u | x)`` trained jointly with the flow
+    (``model.dequantization = 'variational'``, Ho et al. 2019). ``nll`` is then the single-sample
+    estimate of ``-(log p(y) - log q(u | x))`` (``log q = 0`` for uniform noise), and
+    ``evaluate`` adds ``nll_discrete = nll + D log K``, an upper bound on the discrete NLL, and its
+    ``bits_per_dim``.
+
+    Parameters are ``{"flow": ..., "dequantizer": ...}`` (the latter only when variational);
+    non-trained flow variables (spectral-norm vectors, 1x1-conv permutations) are the state's
+    ``model_state``.
     """
     event_shape = tuple(event_shape)
-    module = module_from_config(config.model)
+    module = module_from_config(config.model, event_shape)
     num_dims = math.prod(event_shape)
     num_levels = config.data.num_levels
+    check_choice("model.dequantization", config.model.dequantization, DEQUANTIZATIONS)
+    dequantizer = (
+        VariationalDequantizer()
+        if num_levels and config.model.dequantization == "variational"
+        else None
+    )
 
-    def log_prob(params, x):
-        check_batch("x", x, event_shape)
-        return module.apply(params, x, method=RealNVP.log_prob)
+    def dequantize(params, batch, key):
+        """``(y, log q(u | x))``: the batch itself for continuous data."""
+        if not num_levels:
+            return batch, jnp.zeros(batch.shape[:1], batch.dtype)
+        if dequantizer is None:
+            return uniform_dequantize(key, batch, num_levels), jnp.zeros(batch.shape[:1])
+        dq_variables = {"params": params["dequantizer"]}
+        return variational_dequantize(dequantizer, dq_variables, key, batch, num_levels)
 
-    def continuous(batch, key):
-        return uniform_dequantize(key, batch, num_levels) if num_levels else batch
+    def log_likelihood(params, model_state, batch, key, train):
+        """Per-example ``log p(y) - log q(u | x)`` and the updated model state."""
+        check_batch("x", batch, event_shape)
+        if key is None and (num_levels or train):
+            raise ValueError("key must be a PRNG key to dequantize or train; got None")
+        noise_key, estimator_key = jax.random.split(key) if key is not None else (None, None)
+        y, log_q = dequantize(params, batch, noise_key)
+        variables = {"params": params["flow"], **model_state}
+        estimator_key = estimator_key if train else None
+        mutable = [c for c in UPDATED_COLLECTIONS if c in model_state] if train else []
+        if mutable:
+            log_p, updates = module.apply(
+                variables, y, estimator_key, method="log_prob", mutable=mutable
+            )
+            model_state = {**model_state, **updates}
+        else:
+            log_p = module.apply(variables, y, estimator_key, method="log_prob")
+        return log_p - log_q, model_state
 
-    mean_nll = nll_loss(log_prob)
-
-    def loss_fn(params, batch, key):
-        return mean_nll(params, continuous(batch, key), None)
+    def loss_fn(params, model_state, batch, key):
+        log_p, model_state = log_likelihood(params, model_state, batch, key, train=True)
+        return -jnp.mean(log_p), ({"nll": -log_p}, model_state)
 
     optimizer = optimizer_from_config(config)
     ema_decay = config.optim.ema_decay
 
     def init(key, batch):
         check_batch("batch", batch, event_shape)
-        return create_state(module.init(key, batch, method=RealNVP.log_prob), optimizer, ema_decay)
+        noise_key, flow_key, dq_key = jax.random.split(key, 3)
+        params = {}
+        if dequantizer is not None:
+            params["dequantizer"] = dequantizer.init(dq_key, batch, noise_key)["params"]
+        y, _ = dequantize(params, batch, noise_key)
+        variables = dict(module.init(flow_key, y, None, method="log_prob"))
+        params["flow"] = variables.pop("params")
+        return create_state(params, optimizer, ema_decay, variables)
 
     def sample(state, key, n):
-        params = eval_params(state)
-        return module.apply(params, key, n, event_shape, method=RealNVP.sample)
+        variables = {"params": eval_params(state)["flow"], **state.model_state}
+        return module.apply(variables, key, n, event_shape, method="sample")
 
     def evaluate(state, batch, key):
-        nll = -log_prob(eval_params(state), continuous(batch, key))
-        metrics = {"nll": nll}
+        log_p, _ = log_likelihood(eval_params(state), state.model_state, batch, key, False)
+        metrics = {"nll": -log_p}
         if num_levels:
-            metrics["nll_discrete"] = dequantized_nll(nll, num_dims, num_levels)
+            metrics["nll_discrete"] = dequantized_nll(-log_p, num_dims, num_levels)
             metrics["bits_per_dim"] = bits_per_dim(metrics["nll_discrete"], num_dims)
         return metrics
 
-    step = make_step(loss_fn, optimizer, ema_decay)
+    step = make_stateful_step(loss_fn, optimizer, ema_decay)
     return Trainer(init=init, step=step, sample=sample, evaluate=evaluate)

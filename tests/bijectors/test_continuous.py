@@ -11,12 +11,7 @@ import scipy.linalg
 
 from jgen.bijectors.continuous import ContinuousFlow, ContinuousFlowLayer
 from tests.bijectors.battery import check_bijector
-from tests.params import redraw
-
-
-def float64(params):
-    """Flax creates float32 parameters even under x64; the numerics checked here need float64."""
-    return jax.tree.map(lambda p: p.astype(jnp.float64), params)
+from tests.params import float64, redraw
 
 
 def random_flow(dim, key, *, scale=0.5, **kwargs):

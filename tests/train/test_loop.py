@@ -140,13 +140,13 @@ def test_pure_loss_composes_with_pmap_and_pmean():
     """Per-device gradients of the pure loss, averaged with lax.pmean, equal the gradient of
     the loss on the whole batch (equal shards, mean-reduced loss)."""
     config = small_config()
-    module = flow.module_from_config(config.model)
+    module = flow.module_from_config(config.model, (2,))
     x = gaussian_data(64)
-    params = module.init(jax.random.key(0), x[:2], method=flow.RealNVP.log_prob)
+    params = module.init(jax.random.key(0), x[:2], method="log_prob")
     params = jax.tree.map(lambda p: p + 0.1, params)  # leave the identity initialisation
 
     def loss(params, batch):
-        return -jnp.mean(module.apply(params, batch, method=flow.RealNVP.log_prob))
+        return -jnp.mean(module.apply(params, batch, method="log_prob"))
 
     def device_grad(params, batch):
         return jax.lax.pmean(jax.grad(loss)(params, batch), axis_name="devices")
