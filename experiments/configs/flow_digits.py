@@ -1,14 +1,33 @@
-"""RealNVP on the continuous (dequantized) 8x8 digits, reported in nats and bits/dim."""
+"""A flow on the continuous (dequantized) 8x8 digits, in nats and bits/dim:
+``--config=experiments/configs/flow_digits.py[:FLOW][,smoke]`` with FLOW one of
+``realnvp`` (default), ``glow`` (multi-scale, conv couplings), ``maf``, ``spline``,
+``spline_ar`` or any other family of ``jgen.models.flow.FAMILIES`` (with the default sizes).
+"""
 
 from experiments.configs import default
+from jgen.models import flow
+
+FAMILY_MODELS = {
+    "realnvp": dict(num_layers=8, hidden_sizes=(64, 64)),
+    "glow": dict(num_layers=4, hidden_sizes=(64,), num_scales=2),
+    "maf": dict(num_layers=5, hidden_sizes=(256, 256)),
+    "spline": dict(num_layers=6, hidden_sizes=(64, 64), num_bins=8, spline_bound=5.0),
+    "spline_ar": dict(num_layers=4, hidden_sizes=(256, 256), num_bins=8, spline_bound=5.0),
+}
 
 
 def get_config(arg: str | None = None):
+    parts = [p for p in (arg or "").split(",") if p]
+    unknown = [p for p in parts if p not in (*flow.FAMILIES, "smoke")]
+    if unknown:
+        raise ValueError(
+            f"flow_digits takes [FLOW][,smoke] with FLOW in {flow.FAMILIES}; got {arg!r}"
+        )
     c = default.get_config()
     c.data.source, c.data.name, c.data.variant = "digits", "digits", "continuous"
     c.data.num_levels = 17
-    c.model.num_layers = 8
-    c.model.hidden_sizes = (64, 64)
+    c.model.flow = next((p for p in parts if p in flow.FAMILIES), "realnvp")
+    c.model.update(FAMILY_MODELS.get(c.model.flow, {}))
     c.model.logit_alpha = 0.05
     c.optim.name, c.optim.weight_decay = "adamw", 1e-3
     c.optim.ema_decay = 0.999
@@ -18,4 +37,4 @@ def get_config(arg: str | None = None):
     c.train.eval_every = 500
     c.train.sample_every = 1_000
     c.train.num_samples = 64
-    return default.shrink_for_smoke(c) if arg == "smoke" else c
+    return default.shrink_for_smoke(c) if "smoke" in parts else c
