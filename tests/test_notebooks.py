@@ -4,6 +4,7 @@ import glob
 import os
 
 import nbformat
+import numpy as np
 import pytest
 from nbclient import NotebookClient
 
@@ -15,6 +16,13 @@ def check_flows(outputs: str) -> None:
     assert "gap to the true entropy" in outputs
     integral = float(outputs.split("integral of the model density over the grid:")[1].split()[0])
     assert abs(integral - 1.0) < 2e-2, integral
+    families = [line for line in outputs.splitlines() if "mass on the grid" in line]
+    assert len(families) == 7, families
+    for line in families:  # every family's NLL is finite and its density has mass
+        nll = float(line.split("test NLL")[1].split()[0])
+        assert np.isfinite(nll), line
+    bpd = float(outputs.split("Glow test bits/dim:")[1].split()[0])
+    assert 0.0 < bpd < np.log2(17) + 1, bpd
 
 
 def check_samplers(outputs: str) -> None:

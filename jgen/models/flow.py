@@ -12,6 +12,7 @@ flows); Grathwohl et al. 2019 (FFJORD).
 """
 
 import math
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -63,45 +64,60 @@ def _alternating_orderings(dim: int, num_layers: int) -> list:
     return ["natural" if i % 2 == 0 else tuple(range(dim))[::-1] for i in range(num_layers)]
 
 
-def family_steps(model_config, dim: int) -> list[nn.Module]:
-    """The steps of ``model_config.flow`` on ``dim`` (flattened) variables, latent side first."""
-    m = model_config
-    n, hidden = m.num_layers, tuple(m.hidden_sizes)
-    if m.flow in ("realnvp", "nice"):
-        additive = m.flow == "nice"
-        couplings = [AffineCouplingLayer(hidden, i % 2, additive=additive) for i in range(n)]
-        return ([ScalingLayer()] if additive else []) + couplings
-    if m.flow == "glow":  # one Glow step, data -> latent: actnorm, 1x1 conv (LU), coupling
-        steps = []
-        for i in range(n):
-            steps += [AffineCouplingLayer(hidden, i % 2), Conv1x1Layer(), ActNormLayer()]
-        return steps
-    if m.flow in ("maf", "iaf", "spline_ar"):
-        kind = "iaf" if m.flow == "iaf" else "maf"
-        extra = (
-            dict(transformer="spline", num_bins=m.num_bins, bound=m.spline_bound)
-            if m.flow == "spline_ar"
-            else {}
-        )
-        return [
-            MAFLayer(hidden, ordering=o, kind=kind, **extra) for o in _alternating_orderings(dim, n)
-        ]
-    if m.flow == "spline":
-        return [
-            SplineCouplingLayer(m.num_bins, m.spline_bound, hidden, parity=i % 2) for i in range(n)
-        ]
-    if m.flow == "planar":
-        return [PlanarLayer() for _ in range(n)]
-    if m.flow == "radial":
-        return [RadialLayer() for _ in range(n)]
-    if m.flow == "residual":
-        return [ResidualLayer(hidden) for _ in range(n)]
-    if m.flow == "ffjord":
-        return [
-            ContinuousFlowLayer(hidden, n_steps=m.ode_steps, divergence="hutchinson")
+def family_steps(
+    family: str,
+    dim: int,
+    *,
+    num_layers: int = 8,
+    hidden_sizes: Sequence[int] = (64, 64),
+    num_bins: int = 8,
+    spline_bound: float = 4.0,
+    ode_steps: int = 16,
+) -> list[nn.Module]:
+    """The steps of a :class:`ChainFlow` of ``family`` on ``dim`` (flattened) variables, latent
+    side first: ``ChainFlow(tuple(family_steps("maf", 2)))`` is a 2-D MAF.
+
+    Args:
+      family: one of ``FAMILIES``.
+      dim: the number of variables (orders the MADE masks).
+      num_layers: couplings, MADE layers, Glow steps, planar / radial / residual layers or ODE
+        blocks.
+      hidden_sizes: hidden widths of every conditioner, residual branch or vector field.
+      num_bins, spline_bound: the rational-quadratic splines (``spline``, ``spline_ar``).
+      ode_steps: RK4 steps of each FFJORD block.
+    """
+    check_choice("family", family, FAMILIES)
+    n, hidden = num_layers, tuple(hidden_sizes)
+    spline = dict(num_bins=num_bins, bound=spline_bound)
+    orderings = _alternating_orderings(dim, n)
+    builders = {
+        "realnvp": lambda: [AffineCouplingLayer(hidden, i % 2) for i in range(n)],
+        "nice": lambda: (
+            [ScalingLayer()] + [AffineCouplingLayer(hidden, i % 2, additive=True) for i in range(n)]
+        ),
+        # One Glow step, data -> latent: actnorm, 1x1 convolution (LU), coupling.
+        "glow": lambda: [
+            layer
+            for i in range(n)
+            for layer in (AffineCouplingLayer(hidden, i % 2), Conv1x1Layer(), ActNormLayer())
+        ],
+        "maf": lambda: [MAFLayer(hidden, ordering=o) for o in orderings],
+        "iaf": lambda: [MAFLayer(hidden, ordering=o, kind="iaf") for o in orderings],
+        "spline": lambda: [
+            SplineCouplingLayer(num_bins, spline_bound, hidden, parity=i % 2) for i in range(n)
+        ],
+        "spline_ar": lambda: [
+            MAFLayer(hidden, ordering=o, transformer="spline", **spline) for o in orderings
+        ],
+        "planar": lambda: [PlanarLayer() for _ in range(n)],
+        "radial": lambda: [RadialLayer() for _ in range(n)],
+        "residual": lambda: [ResidualLayer(hidden) for _ in range(n)],
+        "ffjord": lambda: [
+            ContinuousFlowLayer(hidden, n_steps=ode_steps, divergence="hutchinson")
             for _ in range(n)
-        ]
-    raise ValueError(f"model.flow must be one of {FAMILIES}; got {m.flow!r}")
+        ],
+    }
+    return builders[family]()
 
 
 def module_from_config(model_config, event_shape: tuple[int, ...]) -> nn.Module:
@@ -118,15 +134,45 @@ def module_from_config(model_config, event_shape: tuple[int, ...]) -> nn.Module:
             hidden_channels=model_config.hidden_sizes[0],
             logit_alpha=model_config.logit_alpha,
         )
+    m = model_config
+    steps = family_steps(
+        m.flow,
+        math.prod(event_shape),
+        num_layers=m.num_layers,
+        hidden_sizes=m.hidden_sizes,
+        num_bins=m.num_bins,
+        spline_bound=m.spline_bound,
+        ode_steps=m.ode_steps,
+    )
     keeps_shape = model_config.flow in ("realnvp", "nice", "spline")
     return ChainFlow(
-        tuple(family_steps(model_config, math.prod(event_shape))),
+        tuple(steps),
         logit_alpha=model_config.logit_alpha,
         flatten=not keeps_shape and len(event_shape) > 1,
     )
 
 
 DEQUANTIZATIONS = ("uniform", "variational")
+
+
+def log_prob_fn(module: nn.Module):
+    """``log_prob(params, model_state, x, key=None) -> (log p(x), model_state)`` for a flow module
+    (``ChainFlow`` or ``Glow``), with ``model_state`` its non-trained collections.
+
+    Without a key: exact log-dets and the state unchanged (evaluation). With a key: the
+    stochastic log-det estimators, and the ``UPDATED_COLLECTIONS`` (spectral-norm vectors)
+    advanced one step (training; see ``jgen.train.state.make_stateful_step``).
+    """
+
+    def log_prob(params, model_state, x, key=None):
+        variables = {"params": params, **model_state}
+        mutable = [c for c in UPDATED_COLLECTIONS if c in model_state] if key is not None else []
+        if not mutable:
+            return module.apply(variables, x, key, method="log_prob"), model_state
+        log_p, updates = module.apply(variables, x, key, method="log_prob", mutable=mutable)
+        return log_p, {**model_state, **updates}
+
+    return log_prob
 
 
 def make(config, event_shape: tuple[int, ...]) -> Trainer:
@@ -165,6 +211,8 @@ def make(config, event_shape: tuple[int, ...]) -> Trainer:
         dq_variables = {"params": params["dequantizer"]}
         return variational_dequantize(dequantizer, dq_variables, key, batch, num_levels)
 
+    flow_log_prob = log_prob_fn(module)
+
     def log_likelihood(params, model_state, batch, key, train):
         """Per-example ``log p(y) - log q(u | x)`` and the updated model state."""
         check_batch("x", batch, event_shape)
@@ -172,16 +220,9 @@ def make(config, event_shape: tuple[int, ...]) -> Trainer:
             raise ValueError("key must be a PRNG key to dequantize or train; got None")
         noise_key, estimator_key = jax.random.split(key) if key is not None else (None, None)
         y, log_q = dequantize(params, batch, noise_key)
-        variables = {"params": params["flow"], **model_state}
-        estimator_key = estimator_key if train else None
-        mutable = [c for c in UPDATED_COLLECTIONS if c in model_state] if train else []
-        if mutable:
-            log_p, updates = module.apply(
-                variables, y, estimator_key, method="log_prob", mutable=mutable
-            )
-            model_state = {**model_state, **updates}
-        else:
-            log_p = module.apply(variables, y, estimator_key, method="log_prob")
+        log_p, model_state = flow_log_prob(
+            params["flow"], model_state, y, estimator_key if train else None
+        )
         return log_p - log_q, model_state
 
     def loss_fn(params, model_state, batch, key):
