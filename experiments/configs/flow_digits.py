@@ -1,7 +1,8 @@
 """A flow on the continuous (dequantized) 8x8 digits, in nats and bits/dim:
-``--config=experiments/configs/flow_digits.py[:FLOW][,smoke]`` with FLOW one of
+``--config=experiments/configs/flow_digits.py[:FLOW][,variational][,smoke]`` with FLOW one of
 ``realnvp`` (default), ``glow`` (multi-scale, conv couplings), ``maf``, ``spline``,
-``spline_ar`` or any other family of ``jgen.models.flow.FAMILIES`` (with the default sizes).
+``spline_ar`` or any other family of ``jgen.models.flow.FAMILIES`` (with the default sizes);
+``variational`` trains a variational dequantizer (Ho et al. 2019) instead of uniform noise.
 """
 
 from experiments.configs import default
@@ -18,10 +19,11 @@ FAMILY_MODELS = {
 
 def get_config(arg: str | None = None):
     parts = [p for p in (arg or "").split(",") if p]
-    unknown = [p for p in parts if p not in (*flow.FAMILIES, "smoke")]
+    unknown = [p for p in parts if p not in (*flow.FAMILIES, "variational", "smoke")]
     if unknown:
         raise ValueError(
-            f"flow_digits takes [FLOW][,smoke] with FLOW in {flow.FAMILIES}; got {arg!r}"
+            f"flow_digits takes [FLOW][,variational][,smoke] with FLOW in {flow.FAMILIES}; "
+            f"got {arg!r}"
         )
     c = default.get_config()
     c.data.source, c.data.name, c.data.variant = "digits", "digits", "continuous"
@@ -29,6 +31,8 @@ def get_config(arg: str | None = None):
     c.model.flow = next((p for p in parts if p in flow.FAMILIES), "realnvp")
     c.model.update(FAMILY_MODELS.get(c.model.flow, {}))
     c.model.logit_alpha = 0.05
+    if "variational" in parts:
+        c.model.dequantization = "variational"
     c.optim.name, c.optim.weight_decay = "adamw", 1e-3
     c.optim.ema_decay = 0.999
     c.train.num_steps = 2_500  # validation NLL rises after ~2,500 steps on 1,000 images

@@ -39,10 +39,26 @@ def fake_tfds_dir(tmp_path_factory):
     return str(data_dir)
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
-def test_smoke_variant_trains_end_to_end(tmp_path, path, fake_tfds_dir, monkeypatch):
+# Config arguments beyond the default: families whose state goes through the loop's checkpoints
+# differently (Glow's fixed permutations, residual flows' spectral-norm vectors, a variational
+# dequantizer's parameters).
+VARIANTS = [
+    ("flow_digits.py", "glow,smoke"),
+    ("flow_toy2d.py", "moons,residual,smoke"),
+    ("flow_digits.py", "variational,smoke"),
+    ("flow_mnist.py", "glow,smoke"),
+]
+SMOKE_RUNS = [(p, "smoke") for p in CONFIGS] + [
+    (os.path.join(runs.ROOT, "experiments/configs", name), arg) for name, arg in VARIANTS
+]
+
+
+@pytest.mark.parametrize(
+    "path,arg", SMOKE_RUNS, ids=[f"{os.path.basename(p)}:{a}" for p, a in SMOKE_RUNS]
+)
+def test_smoke_variant_trains_end_to_end(tmp_path, path, arg, fake_tfds_dir, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", fake_tfds_dir)
-    config = load_config(path, "smoke")
+    config = load_config(path, arg)
     config.parallel.num_devices = 1
     final = run(config, str(tmp_path))
     assert final and all(v == v for v in final.values())  # present and not NaN

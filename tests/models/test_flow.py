@@ -4,6 +4,7 @@ sampling that inverts the density's map, and clear errors on bad input."""
 import math
 
 import distrax
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -198,3 +199,25 @@ def test_realnvp_equals_the_equivalent_distrax_chain(x64):
     base = distrax.MultivariateNormalDiag(jnp.zeros(dim), jnp.ones(dim))
     theirs = distrax.Transformed(base, distrax.Chain(squash + couplings[::-1])).log_prob(x)
     np.testing.assert_allclose(ours, theirs, rtol=1e-10)
+
+
+def test_training_advances_spectral_vectors_and_keeps_constants_fixed():
+    """Non-trained collections live in model_state: the residual blocks' power-iteration vectors
+    move with each training step (towards the new top singular vectors), and the 1x1
+    convolution's permutation and signs never change."""
+    data = jax.random.normal(jax.random.key(0), (64, 2))
+    for family, collection in (("residual", "spectral"), ("glow", "constants")):
+        trainer = flow.make(flow_config(family), (2,))
+        state = trainer.init(jax.random.key(1), data)
+        assert collection in state.model_state and collection not in state.params["flow"]
+        before = state.model_state
+        state, _ = jax.jit(trainer.step)(state, data, jax.random.key(2))
+        moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), before, state.model_state)
+        assert all(jax.tree.leaves(moved)) == (collection == "spectral"), moved
+
+
+def test_step_bijector_rejects_modules_that_are_not_flow_layers():
+    from jgen.models.chain_flow import step_bijector
+
+    with pytest.raises(ValueError, match="step must be a layer of jgen.bijectors; got Dense"):
+        step_bijector(nn.Dense(2), jnp.zeros((1, 2)), None)
