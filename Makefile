@@ -28,3 +28,4 @@ clean:
 
 bench: $(STAMP)
 	$(PY) benchmarks/samplers.py
+	$(PY) benchmarks/flows.py
