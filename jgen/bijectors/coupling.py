@@ -13,11 +13,13 @@ Dinh, Krueger & Bengio 2015, "NICE"; Dinh, Sohl-Dickstein & Bengio 2017, "Densit
 using Real NVP".
 """
 
+import functools
 from collections.abc import Callable, Sequence
 
 import distrax
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from jgen.bijectors.masks import channel_mask
 from jgen.checks import check_choice
@@ -58,13 +60,43 @@ class AffineCoupling(distrax.Bijector):
         return (y - shift) * jnp.exp(-log_scale), -self._sum_event(log_scale)
 
 
-def parity_mask(event_shape: tuple[int, ...], parity: int) -> Array:
+def parity_mask(event_shape: tuple[int, ...], parity: int) -> np.ndarray:
     """Checkerboard mask: 1 where the sum of the element's indices has the given parity.
 
-    For a vector this alternates coordinates; for an image it is the RealNVP checkerboard.
+    For a vector this alternates coordinates; for an image it is the RealNVP checkerboard. A
+    numpy array, so the layers can read which elements pass through while tracing.
     """
-    grids = jnp.indices(event_shape)
-    return (jnp.sum(grids, axis=0) % 2 == parity).astype(jnp.float32)
+    grids = np.indices(tuple(event_shape))
+    return (np.sum(grids, axis=0) % 2 == parity).astype(np.float32)
+
+
+def split_indices(mask, event_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices of the passed-through (mask 1) and the transformed (mask 0) elements of an
+    event; ``mask`` broadcasts to ``event_shape`` and must be concrete (not traced)."""
+    flat = np.broadcast_to(np.asarray(mask), tuple(event_shape)).reshape(-1)
+    return np.flatnonzero(flat != 0), np.flatnonzero(flat == 0)
+
+
+class SplitMLP(nn.Module):
+    """The MLP conditioner of a coupling on the passed-through elements only: ``m * x`` ->
+    ``per_element`` outputs for each transformed element, ``(n, *event, per_element)`` with zeros
+    on the passed-through ones. The input and output widths are the halves a full-width MLP on
+    ``m * x`` would waste (the form of distrax's ``SplitCoupling``; Dinh et al. 2017). The output
+    layer starts at zero."""
+
+    hidden_sizes: Sequence[int]
+    per_element: int
+
+    @nn.compact
+    def __call__(self, x_masked: Array, mask) -> Array:
+        n, event_shape = x_masked.shape[0], x_masked.shape[1:]
+        passed, transformed = split_indices(mask, event_shape)
+        flat = x_masked.reshape(n, -1)
+        width = len(transformed) * self.per_element
+        out = MLP(self.hidden_sizes, width, zero_init_output=True)(flat[:, passed])
+        full = jnp.zeros((n, flat.shape[1], self.per_element), out.dtype)
+        full = full.at[:, transformed].set(out.reshape(n, len(transformed), self.per_element))
+        return full.reshape(*x_masked.shape, self.per_element)
 
 
 MASKS = ("checkerboard", "channel")
@@ -74,11 +106,12 @@ NETWORKS = ("mlp", "conv")
 class CouplingConditioner(nn.Module):
     """``m * x -> (shift, log_scale)`` of the shape of ``x``.
 
-    ``network='mlp'``: an MLP on the flattened input (vectors, small images). ``network='conv'``
-    (images ``(n, H, W, C)``): Glow's ``Conv3x3 -> ReLU -> Conv1x1 -> ReLU -> Conv3x3`` with the
-    width ``hidden_sizes[0]``. Either way the output layer starts at zero, so every coupling starts
-    as the identity, and ``log_scale = s * tanh(raw)`` with ``s`` learned per element keeps the
-    scale bounded early in training; ``additive=True`` gives ``log_scale = 0`` (NICE).
+    ``network='mlp'``: a :class:`SplitMLP` on the passed-through elements (vectors, small
+    images; needs the ``mask``). ``network='conv'`` (images ``(n, H, W, C)``): Glow's
+    ``Conv3x3 -> ReLU -> Conv1x1 -> ReLU -> Conv3x3`` of width ``hidden_sizes[0]`` on ``m * x``.
+    Either way the output layer starts at zero, so every coupling starts as the identity, and
+    ``log_scale = s * tanh(raw)`` with ``s`` learned per element keeps the scale bounded early in
+    training; ``additive=True`` gives ``log_scale = 0`` (NICE).
     """
 
     hidden_sizes: Sequence[int]
@@ -86,7 +119,7 @@ class CouplingConditioner(nn.Module):
     network: str = "mlp"
 
     @nn.compact
-    def __call__(self, x_masked: Array) -> tuple[Array, Array]:
+    def __call__(self, x_masked: Array, mask=None) -> tuple[Array, Array]:
         check_choice("network", self.network, NETWORKS)
         if self.network == "conv":
             if x_masked.ndim != 4:
@@ -99,9 +132,10 @@ class CouplingConditioner(nn.Module):
             out = nn.Conv(2 * x_masked.shape[-1], (3, 3), kernel_init=nn.initializers.zeros)(h)
             shift, raw = jnp.split(out, 2, axis=-1)
         else:
-            flat = x_masked.reshape(x_masked.shape[0], -1)
-            out = MLP(self.hidden_sizes, 2 * flat.shape[-1], zero_init_output=True)(flat)
-            shift, raw = (a.reshape(x_masked.shape) for a in jnp.split(out, 2, axis=-1))
+            if mask is None:
+                raise ValueError("mask must be given to the network='mlp' conditioner; got None")
+            out = SplitMLP(self.hidden_sizes, 2)(x_masked, mask)
+            shift, raw = out[..., 0], out[..., 1]
         scale = self.param("tanh_scale", nn.initializers.ones, x_masked.shape[1:])
         log_scale = jnp.zeros_like(raw) if self.additive else scale * jnp.tanh(raw)
         return shift, log_scale
@@ -141,7 +175,7 @@ class AffineCouplingLayer(nn.Module):
             m = channel_mask(event_shape[-1], self.parity)
         else:
             m = parity_mask(event_shape, self.parity)
-        return AffineCoupling(m, self.conditioner, len(event_shape))
+        return AffineCoupling(m, functools.partial(self.conditioner, mask=m), len(event_shape))
 
     def __call__(self, x: Array) -> tuple[Array, Array]:
         return self.bijector(x.shape[1:]).forward_and_log_det(x)

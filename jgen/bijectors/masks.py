@@ -8,13 +8,12 @@ Dinh, Sohl-Dickstein & Bengio 2017, "Density estimation using Real NVP", section
 Dhariwal 2018, "Glow", section 3.3.
 """
 
-import jax.numpy as jnp
+import numpy as np
 
 from jgen.checks import check_choice, check_int
-from jgen.types import Array
 
 
-def channel_mask(num_channels: int, parity: int) -> Array:
+def channel_mask(num_channels: int, parity: int) -> np.ndarray:
     """Mask of shape ``(1, 1, C)`` (broadcasts to ``(H, W, C)``) with half the channels 1.
 
     ``parity = 0`` sets the first ``C // 2`` channels to 1, ``parity = 1`` is its complement (so
@@ -26,6 +25,6 @@ def channel_mask(num_channels: int, parity: int) -> Array:
     """
     check_int("num_channels", num_channels, minimum=2)
     check_choice("parity", parity, (0, 1))
-    first = jnp.arange(num_channels) < num_channels // 2
+    first = np.arange(num_channels) < num_channels // 2
     mask = first if parity == 0 else ~first
-    return mask.astype(jnp.float32).reshape(1, 1, num_channels)
+    return mask.astype(np.float32).reshape(1, 1, num_channels)

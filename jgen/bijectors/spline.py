@@ -30,9 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen.bijectors.coupling import parity_mask
+from jgen.bijectors.coupling import SplitMLP, parity_mask, split_indices
 from jgen.checks import check_int, check_positive
-from jgen.nets.mlp import MLP
 from jgen.types import Array
 
 SplineConditioner = Callable[[Array], Array]
@@ -240,8 +239,8 @@ class SplineCoupling(distrax.Bijector):
     ``rational_quadratic_spline``. The inverse uses the same ``theta``, since ``m * y = m * x``.
 
     Args:
-      mask: array of the event shape; 1 marks the inputs passed through and fed to the
-        conditioner, 0 the ones transformed.
+      mask: a concrete (numpy) array of the event shape; 1 marks the inputs passed through and
+        fed to the conditioner, 0 the ones transformed.
       conditioner: ``c(m * x) -> theta`` of shape ``(*x.shape, 3 * num_bins - 1)``.
       num_bins: ``K``, the number of bins of each spline.
       bound: ``B > 0``; each spline acts on ``[-B, B]`` and is the identity outside.
@@ -266,7 +265,7 @@ class SplineCoupling(distrax.Bijector):
         check_positive("bound", bound)
         check_int("event_ndims", event_ndims)
         super().__init__(event_ndims_in=event_ndims)
-        self._mask = jnp.asarray(mask)
+        self._mask = np.asarray(mask)
         self._conditioner = conditioner
         self._num_bins = num_bins
         # Static arguments of the jitted spline: plain floats, hashable.
@@ -285,20 +284,23 @@ class SplineCoupling(distrax.Bijector):
                 f"conditioner output must have shape {expected} (3 * num_bins - 1 = "
                 f"{3 * self._num_bins - 1} parameters per element); got {np.shape(theta)}"
             )
+        # The splines run on the transformed elements only.
+        batch_shape = x.shape[: x.ndim - self.event_ndims_in]
+        _, transformed = split_indices(self._mask, x.shape[x.ndim - self.event_ndims_in :])
+        flat_x = x.reshape(*batch_shape, -1)
+        flat_theta = theta.reshape(*batch_shape, flat_x.shape[-1], -1)[..., transformed, :]
         k = self._num_bins
         out, log_det = rational_quadratic_spline(
-            x,
-            theta[..., :k],
-            theta[..., k : 2 * k],
-            theta[..., 2 * k :],
+            flat_x[..., transformed],
+            flat_theta[..., :k],
+            flat_theta[..., k : 2 * k],
+            flat_theta[..., 2 * k :],
             bound=self._bound,
             inverse=inverse,
             **self._min_sizes,
         )
-        keep = self._mask.astype(bool)
-        out = jnp.where(keep, x, out)
-        log_det = jnp.where(keep, jnp.zeros_like(log_det), log_det)
-        return out, jnp.sum(log_det, axis=tuple(range(-self.event_ndims_in, 0)))
+        y = flat_x.at[..., transformed].set(out).reshape(x.shape)
+        return y, jnp.sum(log_det, axis=-1)
 
     def forward_and_log_det(self, x: Array) -> tuple[Array, Array]:
         return self._spline(x, inverse=False)
@@ -330,11 +332,10 @@ class SplineCouplingLayer(nn.Module):
 
     @nn.compact
     def conditioner(self, x_masked: Array) -> Array:
-        """``m * x`` of shape ``(n, *event)`` -> spline parameters ``(n, *event, 3K - 1)``."""
-        flat = x_masked.reshape(x_masked.shape[0], -1)
-        per_element = 3 * self.num_bins - 1
-        out = MLP(self.hidden_sizes, flat.shape[-1] * per_element, zero_init_output=True)(flat)
-        return out.reshape(*x_masked.shape, per_element)
+        """``m * x`` of shape ``(n, *event)`` -> spline parameters ``(n, *event, 3K - 1)``, from
+        a :class:`SplitMLP` on the passed-through elements."""
+        mask = parity_mask(x_masked.shape[1:], self.parity)
+        return SplitMLP(self.hidden_sizes, 3 * self.num_bins - 1)(x_masked, mask)
 
     def bijector(self, event_shape: tuple[int, ...]) -> SplineCoupling:
         """The coupling bijector on events of ``event_shape``."""
