@@ -77,26 +77,49 @@ def split_indices(mask, event_shape: tuple[int, ...]) -> tuple[np.ndarray, np.nd
     return np.flatnonzero(flat != 0), np.flatnonzero(flat == 0)
 
 
+def _stride(idx: np.ndarray) -> int | None:
+    """The step of an increasing arithmetic progression, else None."""
+    steps = np.diff(idx)
+    if len(idx) == 1:
+        return 1
+    return int(steps[0]) if steps[0] > 0 and np.all(steps == steps[0]) else None
+
+
+def take_elements(flat: Array, idx: np.ndarray) -> Array:
+    """``flat[..., idx]``: a strided slice when ``idx`` is a progression (the alternating masks
+    of vectors), a gather otherwise (XLA's gather and scatter are slow on CPU)."""
+    stride = _stride(idx)
+    if stride is None:
+        return jnp.take(flat, idx, axis=-1)
+    return flat[..., idx[0] : idx[-1] + 1 : stride]
+
+
+def merge_elements(a: Array, a_idx: np.ndarray, b: Array, b_idx: np.ndarray) -> Array:
+    """The array ``v`` of size ``len(a_idx) + len(b_idx)`` on its last axis with
+    ``v[..., a_idx] = a`` and ``v[..., b_idx] = b`` (complementary index sets): an interleave by
+    reshaping when the two alternate, a gather otherwise."""
+    size = len(a_idx) + len(b_idx)
+    if len(a_idx) == len(b_idx) and _stride(a_idx) == _stride(b_idx) == 2:
+        first, second = (a, b) if a_idx[0] == 0 else (b, a)
+        return jnp.stack([first, second], axis=-1).reshape(*a.shape[:-1], size)
+    inverse = np.argsort(np.concatenate([a_idx, b_idx]))
+    return jnp.take(jnp.concatenate([a, b], axis=-1), inverse, axis=-1)
+
+
 class SplitMLP(nn.Module):
-    """The MLP conditioner of a coupling on the passed-through elements only: ``m * x`` ->
-    ``per_element`` outputs for each transformed element, ``(n, *event, per_element)`` with zeros
-    on the passed-through ones. The input and output widths are the halves a full-width MLP on
-    ``m * x`` would waste (the form of distrax's ``SplitCoupling``; Dinh et al. 2017). The output
-    layer starts at zero."""
+    """The MLP conditioner of a coupling: the passed-through elements ``(n, P)`` ->
+    ``per_element`` parameters for each of the ``T`` transformed elements, ``(n, T,
+    per_element)``. It reads and writes only the halves that matter (the form of distrax's
+    ``SplitCoupling``), not the masked full vector. The output layer starts at zero."""
 
     hidden_sizes: Sequence[int]
     per_element: int
 
     @nn.compact
-    def __call__(self, x_masked: Array, mask) -> Array:
-        n, event_shape = x_masked.shape[0], x_masked.shape[1:]
-        passed, transformed = split_indices(mask, event_shape)
-        flat = x_masked.reshape(n, -1)
-        width = len(transformed) * self.per_element
-        out = MLP(self.hidden_sizes, width, zero_init_output=True)(flat[:, passed])
-        full = jnp.zeros((n, flat.shape[1], self.per_element), out.dtype)
-        full = full.at[:, transformed].set(out.reshape(n, len(transformed), self.per_element))
-        return full.reshape(*x_masked.shape, self.per_element)
+    def __call__(self, x_passed: Array, num_transformed: int) -> Array:
+        width = num_transformed * self.per_element
+        out = MLP(self.hidden_sizes, width, zero_init_output=True)(x_passed)
+        return out.reshape(*x_passed.shape[:-1], num_transformed, self.per_element)
 
 
 MASKS = ("checkerboard", "channel")
@@ -106,12 +129,13 @@ NETWORKS = ("mlp", "conv")
 class CouplingConditioner(nn.Module):
     """``m * x -> (shift, log_scale)`` of the shape of ``x``.
 
-    ``network='mlp'``: a :class:`SplitMLP` on the passed-through elements (vectors, small
-    images; needs the ``mask``). ``network='conv'`` (images ``(n, H, W, C)``): Glow's
-    ``Conv3x3 -> ReLU -> Conv1x1 -> ReLU -> Conv3x3`` of width ``hidden_sizes[0]`` on ``m * x``.
-    Either way the output layer starts at zero, so every coupling starts as the identity, and
-    ``log_scale = s * tanh(raw)`` with ``s`` learned per element keeps the scale bounded early in
-    training; ``additive=True`` gives ``log_scale = 0`` (NICE).
+    ``network='mlp'``: a :class:`SplitMLP` from the passed-through elements to the transformed ones
+    (vectors, small images; needs the ``mask``); zeros on the passed-through elements.
+    ``network='conv'`` (images ``(n, H, W, C)``): Glow's ``Conv3x3 -> ReLU -> Conv1x1 -> ReLU ->
+    Conv3x3`` of width ``hidden_sizes[0]`` on ``m * x``. Either way the output layer starts at zero,
+    so every coupling starts as the identity, and ``log_scale = s * tanh(raw)`` with ``s`` learned
+    per element keeps the scale bounded early in training; ``additive=True`` gives ``log_scale = 0``
+    (NICE).
     """
 
     hidden_sizes: Sequence[int]
@@ -134,11 +158,24 @@ class CouplingConditioner(nn.Module):
         else:
             if mask is None:
                 raise ValueError("mask must be given to the network='mlp' conditioner; got None")
-            out = SplitMLP(self.hidden_sizes, 2)(x_masked, mask)
-            shift, raw = out[..., 0], out[..., 1]
+            return self._split_mlp(x_masked, mask)
         scale = self.param("tanh_scale", nn.initializers.ones, x_masked.shape[1:])
         log_scale = jnp.zeros_like(raw) if self.additive else scale * jnp.tanh(raw)
         return shift, log_scale
+
+    def _split_mlp(self, x_masked: Array, mask) -> tuple[Array, Array]:
+        n, event_shape = x_masked.shape[0], x_masked.shape[1:]
+        passed, transformed = split_indices(mask, event_shape)
+        x_passed = take_elements(x_masked.reshape(n, -1), passed)
+        out = SplitMLP(self.hidden_sizes, 2)(x_passed, len(transformed))
+        shift, raw = out[..., 0], out[..., 1]
+        scale = self.param("tanh_scale", nn.initializers.ones, (len(transformed),))
+        log_scale = jnp.zeros_like(raw) if self.additive else scale * jnp.tanh(raw)
+        zeros = jnp.zeros_like(x_passed)
+        return tuple(
+            merge_elements(zeros, passed, a, transformed).reshape(x_masked.shape)
+            for a in (shift, log_scale)
+        )
 
 
 class AffineCouplingLayer(nn.Module):

@@ -30,7 +30,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen.bijectors.coupling import SplitMLP, parity_mask, split_indices
+from jgen.bijectors.coupling import (
+    SplitMLP,
+    merge_elements,
+    parity_mask,
+    split_indices,
+    take_elements,
+)
 from jgen.checks import check_int, check_positive
 from jgen.types import Array
 
@@ -229,19 +235,23 @@ def rational_quadratic_spline(
 class SplineCoupling(distrax.Bijector):
     """A coupling layer whose transformed part goes through rational-quadratic splines.
 
-    With a binary mask ``m`` and a conditioner ``c`` that sees only the masked-in part,
+    With a binary mask ``m`` splitting the flattened event into the passed-through elements
+    ``x_p`` (mask 1) and the transformed ones ``x_t`` (mask 0), and a conditioner ``c``,
 
-        theta = c(m * x)                                    (n, *event, 3K - 1)
-        y = m * x + (1 - m) * RQS(x; theta)
-        log|det dy/dx| = sum((1 - m) * log RQS'(x; theta))
+        theta = c(x_p)                                      (n, T, 3K - 1)
+        y_p = x_p,   y_t = RQS(x_t; theta)
+        log|det dy/dx| = sum log RQS'(x_t; theta)
 
     where ``theta`` splits as ``[widths (K) | heights (K) | derivatives (K - 1)]`` of
-    ``rational_quadratic_spline``. The inverse uses the same ``theta``, since ``m * y = m * x``.
+    ``rational_quadratic_spline``. The inverse uses the same ``theta``, since ``y_p = x_p``. Only
+    the ``T`` transformed elements go through the conditioner's output and the splines (the form
+    of distrax's ``SplitCoupling``).
 
     Args:
       mask: a concrete (numpy) array of the event shape; 1 marks the inputs passed through and
         fed to the conditioner, 0 the ones transformed.
-      conditioner: ``c(m * x) -> theta`` of shape ``(*x.shape, 3 * num_bins - 1)``.
+      conditioner: ``c(x_p (..., P)) -> theta (..., T, 3 * num_bins - 1)``, with ``x_p`` the
+        passed-through elements in flattened order and ``theta`` for the transformed ones.
       num_bins: ``K``, the number of bins of each spline.
       bound: ``B > 0``; each spline acts on ``[-B, B]`` and is the identity outside.
       event_ndims: number of trailing axes that form one event.
@@ -277,29 +287,29 @@ class SplineCoupling(distrax.Bijector):
         }
 
     def _spline(self, x: Array, inverse: bool) -> tuple[Array, Array]:
-        theta = self._conditioner(x * self._mask)
-        expected = (*np.shape(x), 3 * self._num_bins - 1)
+        event_shape = x.shape[x.ndim - self.event_ndims_in :]
+        passed, transformed = split_indices(self._mask, event_shape)
+        flat = x.reshape(*x.shape[: x.ndim - self.event_ndims_in], -1)
+        x_passed, x_moved = take_elements(flat, passed), take_elements(flat, transformed)
+        theta = self._conditioner(x_passed)
+        expected = (*x_moved.shape, 3 * self._num_bins - 1)
         if np.shape(theta) != expected:
             raise ValueError(
                 f"conditioner output must have shape {expected} (3 * num_bins - 1 = "
-                f"{3 * self._num_bins - 1} parameters per element); got {np.shape(theta)}"
+                f"{3 * self._num_bins - 1} parameters per transformed element); "
+                f"got {np.shape(theta)}"
             )
-        # The splines run on the transformed elements only.
-        batch_shape = x.shape[: x.ndim - self.event_ndims_in]
-        _, transformed = split_indices(self._mask, x.shape[x.ndim - self.event_ndims_in :])
-        flat_x = x.reshape(*batch_shape, -1)
-        flat_theta = theta.reshape(*batch_shape, flat_x.shape[-1], -1)[..., transformed, :]
         k = self._num_bins
         out, log_det = rational_quadratic_spline(
-            flat_x[..., transformed],
-            flat_theta[..., :k],
-            flat_theta[..., k : 2 * k],
-            flat_theta[..., 2 * k :],
+            x_moved,
+            theta[..., :k],
+            theta[..., k : 2 * k],
+            theta[..., 2 * k :],
             bound=self._bound,
             inverse=inverse,
             **self._min_sizes,
         )
-        y = flat_x.at[..., transformed].set(out).reshape(x.shape)
+        y = merge_elements(x_passed, passed, out, transformed).reshape(x.shape)
         return y, jnp.sum(log_det, axis=-1)
 
     def forward_and_log_det(self, x: Array) -> tuple[Array, Array]:
@@ -312,11 +322,11 @@ class SplineCoupling(distrax.Bijector):
 class SplineCouplingLayer(nn.Module):
     """The parameters of one ``SplineCoupling`` with an MLP conditioner.
 
-    The MLP maps the flattened ``m * x`` to ``3K - 1`` spline parameters per element; its output
-    layer starts at zero, and zero parameters give the identity spline, so the layer starts as
-    the identity (up to rounding). ``bijector(event_shape)`` builds the distrax bijector (call it
-    inside ``apply``, or on a bound module); ``__call__(x)`` is its ``forward_and_log_det``, e.g.
-    for ``init``.
+    The MLP maps the passed-through elements to ``3K - 1`` spline parameters per transformed element
+    (:class:`jgen.bijectors.coupling.SplitMLP`); its output layer starts at zero, and zero
+    parameters give the identity spline, so the layer starts as the identity (up to rounding).
+    ``bijector(event_shape)`` builds the distrax bijector (call it inside ``apply``, or on a bound
+    module); ``__call__(x)`` is its ``forward_and_log_det``, e.g. for ``init``.
 
     Attributes:
       num_bins: ``K``, bins per spline.
@@ -331,17 +341,20 @@ class SplineCouplingLayer(nn.Module):
     parity: int = 0
 
     @nn.compact
-    def conditioner(self, x_masked: Array) -> Array:
-        """``m * x`` of shape ``(n, *event)`` -> spline parameters ``(n, *event, 3K - 1)``, from
-        a :class:`SplitMLP` on the passed-through elements."""
-        mask = parity_mask(x_masked.shape[1:], self.parity)
-        return SplitMLP(self.hidden_sizes, 3 * self.num_bins - 1)(x_masked, mask)
+    def conditioner(self, x_passed: Array, num_transformed: int) -> Array:
+        """The passed-through elements ``(n, P)`` -> spline parameters ``(n, T, 3K - 1)``."""
+        return SplitMLP(self.hidden_sizes, 3 * self.num_bins - 1)(x_passed, num_transformed)
 
     def bijector(self, event_shape: tuple[int, ...]) -> SplineCoupling:
         """The coupling bijector on events of ``event_shape``."""
         mask = parity_mask(tuple(event_shape), self.parity)
+        num_transformed = len(split_indices(mask, tuple(event_shape))[1])
         return SplineCoupling(
-            mask, self.conditioner, self.num_bins, self.bound, event_ndims=len(event_shape)
+            mask,
+            lambda x_passed: self.conditioner(x_passed, num_transformed),
+            self.num_bins,
+            self.bound,
+            event_ndims=len(event_shape),
         )
 
     def __call__(self, x: Array) -> tuple[Array, Array]:
