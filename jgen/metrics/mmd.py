@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen.checks import check_positive
+from jgen.checks import check_int, check_positive
 from jgen.types import Array
 
 Kernel = Callable[[Array, Array], Array]
@@ -24,16 +24,21 @@ def _flatten(name: str, x: Array) -> Array:
     return x.reshape(x.shape[0], -1)
 
 
-def squared_distances(x: Array, y: Array) -> Array:
-    """``D_ij = ||x_i - y_j||^2`` for batches ``x (n, *event)``, ``y (m, *event)`` -> ``(n, m)``.
-
-    Uses ``|x|^2 + |y|^2 - 2 x.y`` (one matrix product) and clips the rounding error below zero.
-    """
+def _flatten_pair(x: Array, y: Array) -> tuple[Array, Array]:
     x, y = _flatten("x", x), _flatten("y", y)
     if x.shape[1] != y.shape[1]:
         raise ValueError(
             f"x and y must have the same event size; got {x.shape[1]} and {y.shape[1]}"
         )
+    return x, y
+
+
+def squared_distances(x: Array, y: Array) -> Array:
+    """``D_ij = ||x_i - y_j||^2`` for batches ``x (n, *event)``, ``y (m, *event)`` -> ``(n, m)``.
+
+    Uses ``|x|^2 + |y|^2 - 2 x.y`` (one matrix product) and clips the rounding error below zero.
+    """
+    x, y = _flatten_pair(x, y)
     sq = jnp.sum(x**2, -1)[:, None] + jnp.sum(y**2, -1)[None, :] - 2.0 * x @ y.T
     return jnp.maximum(sq, 0.0)
 
@@ -75,6 +80,37 @@ def imq_kernel(c: float | Array = 1.0) -> Kernel:
 
     def kernel(x: Array, y: Array) -> Array:
         return jax.lax.rsqrt(c**2 + squared_distances(x, y))
+
+    return kernel
+
+
+def polynomial_kernel(degree: int = 3, gamma: float | None = None, coef0: float = 1.0) -> Kernel:
+    """The polynomial kernel ``k(x, y) = (gamma x.y + coef0)^degree``, as in scikit-learn.
+
+    With the defaults, ``gamma = 1 / d`` for events of ``d`` (flattened) values, it is the kernel
+    of the Kernel Inception Distance, ``(x.y / d + 1)^3`` (Binkowski, Sutherland, Arbel & Gretton
+    2018, "Demystifying MMD GANs"): it compares the first three moments of the two distributions,
+    is not characteristic, and needs no bandwidth.
+
+    Args:
+      degree: an integer ``>= 1``.
+      gamma: ``> 0``, or ``None`` for ``1 / d``.
+      coef0: the constant ``c >= 0``.
+
+    Returns:
+      ``kernel(x (n, *event), y (m, *event)) -> (n, m)``.
+
+    Raises:
+      ValueError: when ``degree``, ``gamma`` or ``coef0`` is out of range.
+    """
+    check_int("degree", degree, minimum=1)
+    check_positive("gamma", gamma)
+    check_positive("coef0", coef0, allow_zero=True)
+
+    def kernel(x: Array, y: Array) -> Array:
+        x, y = _flatten_pair(x, y)
+        scale = 1.0 / x.shape[1] if gamma is None else gamma
+        return (scale * (x @ y.T) + coef0) ** degree
 
     return kernel
 

@@ -5,8 +5,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.spatial.distance
+import sklearn.metrics.pairwise
 
-from jgen.metrics.mmd import gaussian_kernel, imq_kernel, median_heuristic, mmd2_unbiased
+from jgen.metrics.mmd import (
+    gaussian_kernel,
+    imq_kernel,
+    median_heuristic,
+    mmd2_unbiased,
+    polynomial_kernel,
+)
 
 
 def brute_force_mmd2(x, y, k):
@@ -43,6 +50,18 @@ def test_median_heuristic_matches_scipy(x64):
     x = np.random.default_rng(1).normal(size=(41, 3))
     expected = np.median(scipy.spatial.distance.pdist(x))
     np.testing.assert_allclose(median_heuristic(jnp.asarray(x)), expected, rtol=1e-12)
+
+
+def test_polynomial_kernel_matches_sklearn(x64):
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(6, 2, 4)), rng.normal(size=(9, 2, 4))  # events of d = 8 values
+    xf, yf = x.reshape(6, -1), y.reshape(9, -1)
+    for degree, gamma, coef0 in ((3, None, 1.0), (2, 0.3, 0.0), (1, 1.5, 2.0)):
+        expected = sklearn.metrics.pairwise.polynomial_kernel(
+            xf, yf, degree=degree, gamma=gamma, coef0=coef0
+        )
+        got = polynomial_kernel(degree, gamma, coef0)(jnp.asarray(x), jnp.asarray(y))
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
 @jax.jit
@@ -84,3 +103,9 @@ def test_bad_arguments():
         mmd2_unbiased(x, jnp.zeros((4, 3)), gaussian_kernel(1.0))
     with pytest.raises(ValueError, match="at least 2 examples"):
         median_heuristic(jnp.zeros((1, 2)))
+    with pytest.raises(ValueError, match="degree must be an integer >= 1; got 0"):
+        polynomial_kernel(degree=0)
+    with pytest.raises(ValueError, match="gamma must be finite and > 0; got -0.5"):
+        polynomial_kernel(gamma=-0.5)
+    with pytest.raises(ValueError, match="same event size; got 2 and 3"):
+        polynomial_kernel()(x, jnp.zeros((4, 3)))
