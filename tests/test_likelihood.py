@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jgen.losses.likelihood import bits_per_dim, dequantized_nll, nll_loss
+from jgen.losses.likelihood import bits_per_dim, dequantized_nll, nll_loss, rescaled_nll
 
 
 def test_uniform_density_on_17_levels_is_log2_17_bits_per_dim():
@@ -26,3 +26,23 @@ def test_nll_loss_is_the_mean_negative_log_density():
     expected = 0.5 * np.array([1.0, 0.0, 4.0]) + 0.5 * math.log(2 * math.pi)
     np.testing.assert_allclose(aux["nll"], expected, rtol=1e-6)
     assert float(loss) == pytest.approx(expected.mean())
+
+
+@pytest.mark.parametrize("data_scale, shift", [(1.0, 0.0), (2.0, -1.0), (255.0 / 256.0, 0.5)])
+def test_uniform_density_on_any_rescaled_interval_gives_log_k_per_dim(data_scale, shift):
+    """The uniform density on the model's interval [shift, shift + data_scale)^D has NLL
+    D log(data_scale); whatever the scale, it is the uniform discrete model, D log K nats."""
+    d, k = 64, 17
+    del shift  # a shift changes no density
+    nll_model = d * math.log(data_scale)
+    assert dequantized_nll(nll_model, d, k, data_scale) == pytest.approx(d * math.log(k))
+
+
+def test_rescaled_nll_is_the_change_of_variables():
+    """x ~ N(0, 1) in D dims seen as y = 3x: -log p_y(y) - D log 3 = -log p_x(x)."""
+    x = np.array([[0.3, -1.2], [2.0, 0.1]])
+    nll_x = 0.5 * np.sum(x**2, 1) + math.log(2 * math.pi)
+    y = 3.0 * x
+    nll_y = 0.5 * np.sum((y / 3.0) ** 2, 1) + math.log(2 * math.pi) + 2 * math.log(3.0)
+    np.testing.assert_allclose(rescaled_nll(nll_y, 2, 3.0), nll_x, rtol=1e-6)
+    np.testing.assert_allclose(rescaled_nll(nll_y, 2, -3.0), nll_x, rtol=1e-6)

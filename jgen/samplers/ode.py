@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from jgen.checks import check_choice, check_int, check_positive
-from jgen.losses.likelihood import bits_per_dim, dequantized_nll
+from jgen.losses.likelihood import bits_per_dim, dequantized_nll, rescaled_nll
 from jgen.samplers.chain import run_chain
 from jgen.sdes.sde import SDE, reverse
 from jgen.types import Array, PRNGKey, PyTree, TimeScoreFn
@@ -598,7 +598,9 @@ def ode_nll(
     check_positive("data_scale", data_scale)
     log_prob, info = ode_log_likelihood(sde, score_fn, x, key, **kwargs)
     d = math.prod(x.shape[1:])
-    nll = -log_prob - d * jnp.log(data_scale)
-    if num_levels is not None:
-        nll = dequantized_nll(nll, d, num_levels)
+    nll = (
+        rescaled_nll(-log_prob, d, data_scale)
+        if num_levels is None
+        else dequantized_nll(-log_prob, d, num_levels, data_scale)
+    )
     return nll, bits_per_dim(nll, d), info
