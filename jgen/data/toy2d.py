@@ -686,3 +686,43 @@ def entropy(name: str) -> float:
     if name in _CLOSED_FORM_ENTROPY:
         return _CLOSED_FORM_ENTROPY[name]
     return _grid_entropy(name)
+
+
+# The toys that are isotropic Gaussian mixtures with equal weights: (centres, std).
+_MIXTURE_MODES = {
+    "8gaussians": (_8G_CENTRES, _8G_STD),
+    "grid25": (_GRID25_CENTRES, _GRID25_STD),
+    "ring8": (_RING8_CENTRES, _RING8_STD),
+}
+
+
+def mixture_modes(name: str) -> tuple[np.ndarray, float]:
+    """The modes of a toy that is an equal-weight isotropic Gaussian mixture.
+
+    Such a toy has density ``p(x) = (1/K) Σ_k N(x; μ_k, σ² I)``; its centres ``μ_k`` and common
+    std ``σ`` are what the mode-coverage metrics of the GAN literature need
+    (``jgen.metrics.coverage``; VEEGAN, Srivastava et al. 2017; PacGAN, Lin et al. 2018; Unrolled
+    GAN, Metz et al. 2017):
+
+    - ``8gaussians``: ``4 c_k / 1.414`` for the 8 unit vectors ``c_k`` at multiples of 45°,
+      ``σ = 0.5 / 1.414`` (FFJORD, Grathwohl et al. 2019);
+    - ``grid25``: ``{-4, -2, 0, 2, 4}²``, ``σ = 0.05``;
+    - ``ring8``: ``2 (cos 2πk/8, sin 2πk/8)``, ``σ = 0.02``.
+
+    Args:
+        name: ``'8gaussians'``, ``'grid25'`` or ``'ring8'``.
+
+    Returns:
+        ``(centres, std)``: a fresh float64 numpy array of shape ``(K, 2)`` in the order
+        :func:`sample` indexes them, and ``σ`` as a Python float.
+
+    Raises:
+        ValueError: If ``name`` is not one of these three toys.
+    """
+    if name not in _MIXTURE_MODES:
+        raise ValueError(
+            f"name must be one of {tuple(_MIXTURE_MODES)} (the equal-weight isotropic Gaussian "
+            f"mixtures); got {name!r}"
+        )
+    centres, std = _MIXTURE_MODES[name]
+    return np.array(centres, dtype=np.float64), float(std)

@@ -29,6 +29,7 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from jgen.checks import check_batch, check_choice, check_int, check_positive
+from jgen.mixtures.em import FitHistory, run_em
 from jgen.types import Array, PRNGKey
 
 COVARIANCE_TYPES = ("full", "diag", "spherical")
@@ -48,21 +49,6 @@ class GMMParams(NamedTuple):
     log_weights: Array
     means: Array
     covariances: Array
-
-
-class FitHistory(NamedTuple):
-    """Convergence record of :func:`fit`.
-
-    Attributes:
-      log_likelihood: ``(max_iter,)`` mean log-likelihood of ``x`` under the parameters that
-        entered iteration ``t`` (so entry 0 is the initialisation's); ``NaN`` after ``n_iter``.
-      n_iter: number of EM iterations run (a scalar int array).
-      converged: whether ``|ℓ_t - ℓ_{t-1}| < tol`` stopped the loop before ``max_iter``.
-    """
-
-    log_likelihood: Array
-    n_iter: Array
-    converged: Array
 
 
 def _covariance_shape(covariance_type: str, k: int, d: int) -> tuple[int, ...]:
@@ -301,6 +287,7 @@ def kmeans_plus_plus(key: PRNGKey, x: Array, k: int) -> Array:
     """
     _check_x("x", x)
     _check_k(k, x.shape[0])
+    x = jnp.asarray(x)  # a numpy x cannot be indexed by the traced draws below
     n = x.shape[0]
     first = x[jax.random.randint(jax.random.fold_in(key, 0), (), 0, n)]
     centres = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(first)
@@ -400,22 +387,10 @@ def fit(
             )
         init_params = GMMParams(*(jnp.asarray(p, x.dtype) for p in init_params))
 
-    def cond(state):
-        i, _, _, _, converged = state
-        return (i < max_iter) & ~converged
-
-    def body(state):
-        i, params, prev, history, _ = state
-        new_params, ll = em_step(params, x, covariance_type, reg_covar)
-        converged = (i > 0) & (jnp.abs(ll - prev) < tol)
-        return i + 1, new_params, ll, history.at[i].set(ll), converged
-
-    state = (
-        jnp.asarray(0),
+    return run_em(
+        lambda params: em_step(params, x, covariance_type, reg_covar),
         init_params,
-        jnp.asarray(-jnp.inf, x.dtype),
-        jnp.full((max_iter,), jnp.nan, x.dtype),
-        jnp.asarray(False),
+        max_iter=max_iter,
+        tol=tol,
+        dtype=x.dtype,
     )
-    n_iter, params, _, history, converged = jax.lax.while_loop(cond, body, state)
-    return params, FitHistory(history, n_iter, converged)

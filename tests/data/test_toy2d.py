@@ -211,3 +211,57 @@ def test_bad_x_shape_raises(shape):
 def test_bad_n_raises(n):
     with pytest.raises(ValueError, match="n must be a positive int"):
         toy2d.sample("gaussian", jax.random.key(0), n)
+
+
+# The equal-weight isotropic Gaussian mixtures, with their centres and std written out from DATA.md.
+_GRID = np.arange(-4.0, 5.0, 2.0)
+_ANGLES = 2 * np.pi * np.arange(8) / 8
+MIXTURE_TOYS = {
+    "8gaussians": (EIGHT_CENTRES, EIGHT_STD),
+    "grid25": (np.array([(a, b) for a in _GRID for b in _GRID]), 0.05),
+    "ring8": (2.0 * np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], axis=1), 0.02),
+}
+
+
+@pytest.mark.parametrize("name", list(MIXTURE_TOYS))
+def test_mixture_modes_are_the_documented_centres_and_std(name):
+    centres, std = toy2d.mixture_modes(name)
+    expected_centres, expected_std = MIXTURE_TOYS[name]
+    assert isinstance(centres, np.ndarray) and centres.dtype == np.float64
+    assert centres.shape == expected_centres.shape and std == pytest.approx(expected_std, 1e-12)
+    # The same set of points (the order is the sampler's).
+    order = np.lexsort(centres.T)
+    np.testing.assert_allclose(
+        centres[order], expected_centres[np.lexsort(expected_centres.T)], atol=1e-12
+    )
+    centres[:] = 0.0  # a fresh copy: the module's constants are untouched
+    assert not np.allclose(toy2d.mixture_modes(name)[0], 0.0)
+
+
+@pytest.mark.parametrize("name", list(MIXTURE_TOYS))
+def test_samples_lie_within_4_std_of_their_nearest_mode(name):
+    centres, std = toy2d.mixture_modes(name)
+    n = 5000
+    x = np.asarray(toy2d.sample(name, jax.random.key(9), n), np.float64)
+    d2 = np.sum((x[:, None, :] - centres[None]) ** 2, axis=-1)
+    radius = np.sqrt(d2.min(axis=1)) / std
+    # |x - μ| / σ is Rayleigh in 2D, P(r > t) = exp(-t²/2): e^-8 = 3.4e-4 beyond 4 std, so the
+    # share within 4 std is 1 - e^-8 up to 4 binomial standard errors (the bound is one-sided:
+    # nothing can exceed 1); e^-18 beyond 6 std, so with n = 5000 none lies there (P < 1e-4).
+    p4 = 1 - math.exp(-8.0)
+    assert np.mean(radius < 4) > p4 - 4 * math.sqrt(p4 * (1 - p4) / n)
+    assert np.all(radius < 6)
+    # The std is the right one: the share within 1 std is 1 - e^-1/2 within 4 standard errors.
+    p1 = 1 - math.exp(-0.5)
+    assert abs(np.mean(radius < 1) - p1) < 4 * math.sqrt(p1 * (1 - p1) / n)
+    # Every mode gets its 1/K share (binomial standard error sqrt(p (1 - p) / n)).
+    k = len(centres)
+    counts = np.bincount(d2.argmin(axis=1), minlength=k)
+    assert np.all(np.abs(counts / n - 1 / k) < 4 * math.sqrt((1 / k) * (1 - 1 / k) / n))
+
+
+@pytest.mark.parametrize("name", ["moons", "gaussian", "mooons"])
+def test_mixture_modes_rejects_other_toys(name):
+    message = r"name must be one of \('8gaussians', 'grid25', 'ring8'\) .*got '" + name
+    with pytest.raises(ValueError, match=message):
+        toy2d.mixture_modes(name)

@@ -174,6 +174,13 @@ def test_kmeans_plus_plus_returns_distinct_rows():
     assert np.asarray(gmm.kmeans_plus_plus(jax.random.key(1), x, 40)).shape == (40, 3)
 
 
+def test_numpy_input_gives_the_jax_result():
+    x = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)
+    from_numpy, _ = gmm.fit(jax.random.key(0), x, 3, max_iter=5)
+    from_jax, _ = gmm.fit(jax.random.key(0), jnp.asarray(x), 3, max_iter=5)
+    jax.tree.map(np.testing.assert_array_equal, from_numpy, from_jax)
+
+
 def test_kmeans_plus_plus_picks_one_centre_per_separated_cluster():
     # Clusters 100 apart with spread 0.1: after j clusters are hit, the chance that the next
     # draw repeats one is ~ (0.1 / 100)² per point, so 20 seeds all succeed w.p. ≈ 1.
