@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench compare clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,3 +29,6 @@ clean:
 bench: $(STAMP)
 	$(PY) benchmarks/samplers.py
 	$(PY) benchmarks/flows.py
+
+compare: $(STAMP)
+	$(PY) experiments/compare.py --workdir=runs/compare --out=RESULTS.md
