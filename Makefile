@@ -29,6 +29,7 @@ clean:
 bench: $(STAMP)
 	$(PY) benchmarks/samplers.py
 	$(PY) benchmarks/flows.py
+	$(PY) benchmarks/metrics.py
 
 compare: $(STAMP)
 	$(PY) experiments/compare.py --workdir=runs/compare --out=RESULTS.md
