@@ -88,11 +88,22 @@ def _check_params(name: str, params: GMMParams, covariance_type: str) -> None:
 
 
 def _full_log_normal(x, means, covariances):
-    """``log N(x; μ, Σ) = -|L⁻¹(x - μ)|²/2 - Σ_d log L_dd - (D/2) log 2π`` with ``Σ = L Lᵀ``."""
+    """``log N(x; μ, Σ) = -|(x - μ)ᵀ L⁻ᵀ|²/2 - Σ_d log L_dd - (D/2) log 2π`` with ``Σ = L Lᵀ``.
+
+    The small ``D x D`` inverse factors ``L_k⁻ᵀ`` come from one triangular solve against the
+    identity each; the ``n`` examples then go through a plain matrix product per component
+    (``lax.map``, so only one ``(n, D)`` temporary lives at a time). A triangular solve with
+    ``n`` right-hand sides per component, the textbook form, ran 7x slower on CPU
+    (``benchmarks/metrics.py``)."""
     chol = jnp.linalg.cholesky(covariances)  # (K, D, D)
-    diff = x[None, :, :] - means[:, None, :]  # (K, n, D)
-    z = jax.scipy.linalg.solve_triangular(chol, jnp.swapaxes(diff, 1, 2), lower=True)
-    maha = jnp.sum(z**2, axis=1)  # (K, n)
+    eye = jnp.broadcast_to(jnp.eye(x.shape[1], dtype=x.dtype), chol.shape)
+    inv_t = jnp.swapaxes(jax.scipy.linalg.solve_triangular(chol, eye, lower=True), 1, 2)
+
+    def maha(args):
+        mean, w = args
+        return jnp.sum(((x - mean) @ w) ** 2, axis=1)
+
+    maha = jax.lax.map(maha, (means, inv_t))  # (K, n)
     half_log_det = jnp.sum(jnp.log(jnp.diagonal(chol, axis1=1, axis2=2)), axis=1)  # (K,)
     d = x.shape[1]
     return (-0.5 * maha - half_log_det[:, None]).T - 0.5 * d * math.log(2 * math.pi)
@@ -204,9 +215,15 @@ def sample(params: GMMParams, key: PRNGKey, n: int, covariance_type: str) -> Arr
 
 
 def _full_covariances(x, resp, nk, means, reg_covar):
-    """``Σ_k = Σ_i r_ik (x_i - μ_k)(x_i - μ_k)ᵀ / N_k + reg_covar I``."""
-    diff = x[None, :, :] - means[:, None, :]  # (K, n, D)
-    cov = jnp.einsum("nk,kni,knj->kij", resp, diff, diff) / nk[:, None, None]
+    """``Σ_k = Σ_i r_ik (x_i - μ_k)(x_i - μ_k)ᵀ / N_k + reg_covar I``, one component at a time
+    (``lax.map``: an ``(n, D)`` temporary instead of ``(K, n, D)``)."""
+
+    def covariance(args):
+        r, mean, n = args
+        diff = x - mean
+        return (r[:, None] * diff).T @ diff / n
+
+    cov = jax.lax.map(covariance, (resp.T, means, nk))
     return cov + reg_covar * jnp.eye(x.shape[1], dtype=x.dtype)
 
 
