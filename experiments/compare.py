@@ -39,12 +39,11 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from experiments import run as run_experiment  # noqa: E402
-from experiments.configs import flow_digits, flow_toy2d  # noqa: E402
+from experiments.configs import flow_digits, flow_toy2d, vae_digits  # noqa: E402
 from jgen.data import digits, toy2d  # noqa: E402
 from jgen.losses.likelihood import bits_per_dim, dequantized_nll  # noqa: E402
 from jgen.metrics import coverage, digits_classifier, fid, kde  # noqa: E402
 from jgen.mixtures import bernoulli, gmm  # noqa: E402
-from jgen.models import flow  # noqa: E402
 from jgen.train import checkpoint  # noqa: E402
 from jgen.train.state import tree_size  # noqa: E402
 
@@ -96,12 +95,12 @@ def _timed(fn, *args, **kwargs):
     return out, time.perf_counter() - start
 
 
-def _trained_flow(config, workdir: str) -> tuple[object, object, float, dict]:
-    """Trains a flow config through the experiment layer and restores its final state."""
+def _trained(config, workdir: str) -> tuple[object, object, float, dict]:
+    """Trains a config through the experiment layer and restores its final state."""
     config.train.progress = False
     final, seconds = _timed(run_experiment.run, config, workdir)
     data = run_experiment.datasets.load(config.data, config.seed)
-    trainer = flow.make(config, data.event_shape)
+    trainer = run_experiment.MODELS[config.model.name](config, data.event_shape)
     like = jax.jit(trainer.init)(
         jax.random.key(0), jnp.asarray(data.train[: config.train.batch_size])
     )
@@ -112,27 +111,42 @@ def _trained_flow(config, workdir: str) -> tuple[object, object, float, dict]:
     return trainer, state, seconds, final
 
 
-def flow_entry(family: str) -> Callable[[str, bool], Fitted]:
+def trainer_entry(get_config, arg: str, nll_metric: str, estimator: str, binary: bool = False):
+    """A row for an experiment config ``get_config(arg)``, trained through the experiment layer;
+    its test NLL is the final metric ``test/<nll_metric>``."""
+
     def fit(workdir: str, smoke: bool) -> Fitted:
-        config = flow_digits.get_config(family + (",smoke" if smoke else ""))
-        trainer, state, seconds, final = _trained_flow(config, workdir)
+        config = get_config(arg + (",smoke" if smoke else ""))
+        trainer, state, seconds, final = _trained(config, workdir)
         sample = jax.jit(trainer.sample, static_argnums=2)
         return Fitted(
             tree_size(state.params),
             seconds,
             lambda key, n: sample(state, key, n),
-            final["test/nll_discrete"],
-            "bound (dequantized, 1 draw)",
-            digits_classifier.from_dequantized,
+            final[f"test/{nll_metric}"],
+            estimator,
+            (lambda x: x) if binary else digits_classifier.from_dequantized,
+            "binary" if binary else "clean",
         )
 
     return fit
 
 
+def flow_entry(family: str):
+    return trainer_entry(
+        flow_digits.get_config, family, "nll_discrete", "bound (dequantized, 1 draw)"
+    )
+
+
+def vae_entry(arg: str):
+    """A VAE-family row on the binary digits; NLL by importance sampling (k = 5000)."""
+    return trainer_entry(vae_digits.get_config, arg, "nll", "IS (k=5000)", binary=True)
+
+
 def flow_coverage(family: str) -> Callable[[str, str, bool], np.ndarray]:
     def samples(toy: str, workdir: str, smoke: bool) -> np.ndarray:
         config = flow_toy2d.get_config(f"{toy},{family}" + (",smoke" if smoke else ""))
-        trainer, state, _, _ = _trained_flow(config, workdir)
+        trainer, state, _, _ = _trained(config, workdir)
         return np.asarray(trainer.sample(state, jax.random.key(1), NUM_COVERAGE_SAMPLES))
 
     return samples
@@ -265,6 +279,10 @@ ENTRIES: dict[str, tuple[Callable, Callable | None]] = {
     "GMM (full)": (gmm_entry("full"), gmm_coverage),
     "GMM (diag)": (gmm_entry("diag"), None),
     "KDE": (kde_entry, None),
+    "VAE": (vae_entry("binary"), None),
+    "IWAE (k=5)": (vae_entry("binary,iwae5"), None),
+    "IWAE (k=50)": (vae_entry("binary,iwae50"), None),
+    "Ladder VAE (2 layers)": (vae_entry("binary,ladder"), None),
     "Bernoulli mixture": (bernoulli_mixture_entry, None),
 }
 
@@ -353,13 +371,16 @@ def table(rows: list[Row], *, smoke: bool, seconds: float) -> str:
     header = (
         f"# Results: every family on the digits\n\n"
         f"`python experiments/compare.py` ({mode}), {jax.default_backend()}, "
-        f"{os.cpu_count()} cores, jax {jax.__version__}; total {seconds / 60:.1f} min. "
+        f"{os.cpu_count()} cores, jax {jax.__version__}; total {seconds / 60:.1f} min, "
+        f"1-minute load average {os.getloadavg()[0]:.1f} at the end (other jobs share the "
+        "cores, so times are upper bounds). "
         "Test split: 447 digits (DATA.md). NLL in nats per image; bits/dim = NLL / (64 ln 2). "
         "FID / KID: 1000 samples against the test digits, features of the project's digits "
         "classifier (test accuracy 0.96); KID mean ± std over 100 subsets (the features are "
         "not normalised, so KID is on their scale, not that of Inception features). "
         "Budgets: each flow's `experiments/configs/flow_digits.py:FAMILY` config (2500 steps), "
-        "its 2-D coverage run `flow_toy2d.py:TOY,FAMILY` (10,000 steps); mixtures by EM to "
+        "its 2-D coverage run `flow_toy2d.py:TOY,FAMILY` (10,000 steps); the VAE family's "
+        "`vae_digits.py:binary[,iwae5|iwae50|ladder]` (5000 steps); mixtures by EM to "
         "convergence (at most 200 iterations), K and the KDE bandwidth chosen on validation "
         "likelihood.\n\n"
     )

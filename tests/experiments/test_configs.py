@@ -41,12 +41,15 @@ def fake_tfds_dir(tmp_path_factory):
 
 # Config arguments beyond the default: families whose state goes through the loop's checkpoints
 # differently (Glow's fixed permutations, residual flows' spectral-norm vectors, a variational
-# dequantizer's parameters).
+# dequantizer's parameters), and the other VAE decoder with the IWAE objective.
 VARIANTS = [
     ("flow_digits.py", "glow,smoke"),
     ("flow_toy2d.py", "moons,residual,smoke"),
     ("flow_digits.py", "variational,smoke"),
     ("flow_mnist.py", "glow,smoke"),
+    ("vae_digits.py", "continuous,dreg50,smoke"),
+    ("vae_digits.py", "ladder,iwae5,smoke"),
+    ("vqvae_digits.py", "binary,loss,smoke"),
 ]
 SMOKE_RUNS = [(p, "smoke") for p in CONFIGS] + [
     (os.path.join(runs.ROOT, "experiments/configs", name), arg) for name, arg in VARIANTS
