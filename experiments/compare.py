@@ -39,7 +39,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from experiments import run as run_experiment  # noqa: E402
-from experiments.configs import flow_digits, flow_toy2d, vae_digits  # noqa: E402
+from experiments.configs import flow_digits, flow_toy2d, vae_digits, vqvae_digits  # noqa: E402
 from jgen.data import digits, toy2d  # noqa: E402
 from jgen.losses.likelihood import bits_per_dim, dequantized_nll  # noqa: E402
 from jgen.metrics import coverage, digits_classifier, fid, kde  # noqa: E402
@@ -283,6 +283,10 @@ ENTRIES: dict[str, tuple[Callable, Callable | None]] = {
     "IWAE (k=5)": (vae_entry("binary,iwae5"), None),
     "IWAE (k=50)": (vae_entry("binary,iwae50"), None),
     "Ladder VAE (2 layers)": (vae_entry("binary,ladder"), None),
+    "VQ-VAE (categorical prior)": (
+        trainer_entry(vqvae_digits.get_config, "continuous", "nll", "bound (one-hot q)"),
+        None,
+    ),
     "Bernoulli mixture": (bernoulli_mixture_entry, None),
 }
 
@@ -380,7 +384,8 @@ def table(rows: list[Row], *, smoke: bool, seconds: float) -> str:
         "not normalised, so KID is on their scale, not that of Inception features). "
         "Budgets: each flow's `experiments/configs/flow_digits.py:FAMILY` config (2500 steps), "
         "its 2-D coverage run `flow_toy2d.py:TOY,FAMILY` (10,000 steps); the VAE family's "
-        "`vae_digits.py:binary[,iwae5|iwae50|ladder]` (5000 steps); mixtures by EM to "
+        "`vae_digits.py:binary[,iwae5|iwae50|ladder]` and `vqvae_digits.py:continuous` "
+        "(5000 steps); mixtures by EM to "
         "convergence (at most 200 iterations), K and the KDE bandwidth chosen on validation "
         "likelihood.\n\n"
     )
