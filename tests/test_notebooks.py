@@ -36,7 +36,23 @@ def check_samplers(outputs: str) -> None:
             assert abs(ode - exact) < 1e-2, line
 
 
-CHECKS = {"flows.ipynb": check_flows, "samplers.ipynb": check_samplers}
+def check_vae(outputs: str) -> None:
+    # Per trained model: ELBO <= IWAE-50 <= importance-sampled log-likelihood, each up to Monte
+    # Carlo error (4 standard errors of the IS mean, plus 0.05 nats for the two bounds' noise).
+    checks = [line for line in outputs.splitlines() if line.strip().startswith("check:")]
+    assert len(checks) == 3, checks
+    for line in checks:
+        values = dict(part.split("=") for part in line.split("check:")[1].split())
+        elbo, iwae, ll, se = (float(values[k]) for k in ("elbo", "iwae", "is", "se"))
+        assert all(np.isfinite([elbo, iwae, ll, se])), line
+        assert elbo <= iwae + 0.05 and iwae <= ll + 4 * se + 0.05, line
+
+
+CHECKS = {
+    "flows.ipynb": check_flows,
+    "samplers.ipynb": check_samplers,
+    "vae.ipynb": check_vae,
+}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
