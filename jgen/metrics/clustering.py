@@ -12,10 +12,52 @@ import numpy as np
 from jgen.checks import check_positive
 
 
-def _entropy(counts: np.ndarray, n: int) -> float:
-    """``-sum_i (c_i / n) log(c_i / n)`` over the non-zero counts ``c_i``."""
-    p = counts[counts > 0] / n
-    return float(-np.sum(p * np.log(p)))
+def relabel(name: str, x) -> np.ndarray:
+    """Each column of a 2-D array mapped to the labels ``0..num_values - 1`` (sorted values)."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(
+            f"{name} must have shape (n, num_columns) with n >= 1; got shape {x.shape}"
+        )
+    if not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{name} must hold numbers; got dtype {x.dtype}")
+    columns = [np.unique(column, return_inverse=True)[1].reshape(-1) for column in x.T]
+    return np.stack(columns, axis=1).astype(np.int64)
+
+
+def mutual_information(a, b) -> np.ndarray:
+    """Empirical mutual information, in nats, between every column of ``a`` and of ``b``:
+
+        I(a_i; b_j) = sum_{u, v} p(u, v) log(p(u, v) / (p(u) p(v)))
+
+    with ``p`` the joint and marginal frequencies of the discrete values over the ``n`` rows.
+
+    Args:
+      a: ``(n, A)`` discrete values (any numbers; equal values are one symbol).
+      b: ``(n, B)`` discrete values.
+
+    Returns:
+      ``(A, B)`` float64, ``>= 0``; ``I(b_j; b_j)`` is the entropy of ``b_j``.
+
+    Raises:
+      ValueError: if either is not a non-empty 2-D numeric array or their lengths differ.
+    """
+    a, b = relabel("a", a), relabel("b", b)
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(
+            f"a and b must have the same number of rows; got {a.shape[0]} and {b.shape[0]}"
+        )
+    n = a.shape[0]
+    out = np.empty((a.shape[1], b.shape[1]))
+    for i, x in enumerate(a.T):
+        for j, y in enumerate(b.T):
+            rows, cols = x.max() + 1, y.max() + 1
+            joint = np.bincount(x * cols + y, minlength=rows * cols).reshape(rows, cols) / n
+            outer = joint.sum(axis=1)[:, None] * joint.sum(axis=0)[None, :]
+            seen = joint > 0
+            out[i, j] = np.sum(joint[seen] * np.log(joint[seen] / outer[seen]))
+    # Rounding can make a zero mutual information (independent columns) slightly negative.
+    return np.maximum(out, 0.0)
 
 
 def homogeneity_completeness_v_measure(
@@ -36,7 +78,7 @@ def homogeneity_completeness_v_measure(
     invariant to renaming the labels.
 
     Args:
-      labels_true: ``(n,)`` class labels (integers, or any sortable values).
+      labels_true: ``(n,)`` class labels (integers, or any numbers).
       labels_pred: ``(n,)`` cluster labels.
       beta: ``> 0``, the weight of completeness relative to homogeneity.
 
@@ -58,23 +100,12 @@ def homogeneity_completeness_v_measure(
         )
     check_positive("beta", beta)
 
-    classes = np.unique(labels_true, return_inverse=True)[1]
-    clusters = np.unique(labels_pred, return_inverse=True)[1]
-    n = labels_true.size
-    table = np.zeros((classes.max() + 1, clusters.max() + 1), np.int64)
-    np.add.at(table, (classes, clusters), 1)
+    labels = np.stack([labels_true, labels_pred], axis=1)
+    information = mutual_information(labels, labels)  # the diagonal holds the entropies
+    mutual, entropy_c, entropy_k = information[0, 1], information[0, 0], information[1, 1]
 
-    n_c, n_k = table.sum(axis=1), table.sum(axis=0)
-    rows, cols = np.nonzero(table)
-    joint = table[rows, cols]
-    # I(C; K) = sum_ck (n_ck / n) log(n n_ck / (n_c n_k)), in floats: n^2 can overflow int64.
-    ratio = joint * float(n) / (n_c[rows].astype(np.float64) * n_k[cols])
-    # Rounding can make a zero mutual information (independent labels) slightly negative.
-    mutual_information = max(float(np.sum(joint / n * np.log(ratio))), 0.0)
-    entropy_c, entropy_k = _entropy(n_c, n), _entropy(n_k, n)
-
-    homogeneity = mutual_information / entropy_c if entropy_c > 0 else 1.0
-    completeness = mutual_information / entropy_k if entropy_k > 0 else 1.0
+    homogeneity = mutual / entropy_c if entropy_c > 0 else 1.0
+    completeness = mutual / entropy_k if entropy_k > 0 else 1.0
     if homogeneity + completeness == 0:
         return homogeneity, completeness, 0.0
     v_measure = (1 + beta) * homogeneity * completeness / (beta * homogeneity + completeness)

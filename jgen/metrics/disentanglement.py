@@ -29,6 +29,7 @@ import numpy as np
 import sklearn.linear_model
 
 from jgen.checks import check_finite, check_int, check_positive
+from jgen.metrics.clustering import mutual_information, relabel
 from jgen.types import Array, PRNGKey
 
 Seed = PRNGKey | np.random.Generator
@@ -48,19 +49,6 @@ def _host_rng(key: Seed) -> np.random.Generator:
     return np.random.default_rng(data.astype(np.uint64).ravel())
 
 
-def _relabel(name: str, x) -> np.ndarray:
-    """Each column of a 2-D array mapped to the labels ``0..num_values - 1`` (sorted values)."""
-    x = np.asarray(x)
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise ValueError(
-            f"{name} must have shape (n, num_columns) with n >= 1; got shape {x.shape}"
-        )
-    if not np.issubdtype(x.dtype, np.number):
-        raise ValueError(f"{name} must hold numbers; got dtype {x.dtype}")
-    columns = [np.unique(column, return_inverse=True)[1].reshape(-1) for column in x.T]
-    return np.stack(columns, axis=1).astype(np.int64)
-
-
 def _check_data(codes, factors) -> tuple[np.ndarray, np.ndarray]:
     """``(codes (n, L) float64, factor labels (n, K) int64)`` after checking both."""
     codes = np.asarray(codes)
@@ -71,7 +59,7 @@ def _check_data(codes, factors) -> tuple[np.ndarray, np.ndarray]:
     if not np.issubdtype(codes.dtype, np.floating):
         raise ValueError(f"codes must have a floating-point dtype; got dtype {codes.dtype}")
     check_finite("codes", codes)
-    labels = _relabel("factors", factors)
+    labels = relabel("factors", factors)
     if labels.shape[0] != codes.shape[0]:
         raise ValueError(
             f"factors must have one row per code: expected {codes.shape[0]} rows; got shape "
@@ -321,41 +309,6 @@ def discretize(codes, num_bins: int = 20) -> np.ndarray:
         np.digitize(column, np.histogram_bin_edges(column, num_bins)[1:-1]) for column in codes.T
     ]
     return np.stack(columns, axis=1).astype(np.int64) if columns else codes.astype(np.int64)
-
-
-def mutual_information(a, b) -> np.ndarray:
-    """Empirical mutual information, in nats, between every column of ``a`` and of ``b``:
-
-        I(a_i; b_j) = sum_{u, v} p(u, v) log(p(u, v) / (p(u) p(v)))
-
-    with ``p`` the joint and marginal frequencies of the discrete values over the ``n`` rows.
-
-    Args:
-      a: ``(n, A)`` discrete values (any numbers; equal values are one symbol).
-      b: ``(n, B)`` discrete values.
-
-    Returns:
-      ``(A, B)`` float64, ``>= 0``; ``I(b_j; b_j)`` is the entropy of ``b_j``.
-
-    Raises:
-      ValueError: if either is not a non-empty 2-D numeric array or their lengths differ.
-    """
-    a, b = _relabel("a", a), _relabel("b", b)
-    if a.shape[0] != b.shape[0]:
-        raise ValueError(
-            f"a and b must have the same number of rows; got {a.shape[0]} and {b.shape[0]}"
-        )
-    n = a.shape[0]
-    out = np.empty((a.shape[1], b.shape[1]))
-    for i, x in enumerate(a.T):
-        for j, y in enumerate(b.T):
-            rows, cols = x.max() + 1, y.max() + 1
-            joint = np.bincount(x * cols + y, minlength=rows * cols).reshape(rows, cols) / n
-            outer = joint.sum(axis=1)[:, None] * joint.sum(axis=0)[None, :]
-            seen = joint > 0
-            out[i, j] = np.sum(joint[seen] * np.log(joint[seen] / outer[seen]))
-    # Rounding can make a zero mutual information (independent columns) slightly negative.
-    return np.maximum(out, 0.0)
 
 
 def mig(codes, factors, *, num_bins: int = 20) -> tuple[float, np.ndarray]:

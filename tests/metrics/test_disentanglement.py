@@ -11,6 +11,7 @@ import scipy.stats
 import sklearn.metrics
 
 from jgen.data import shapes
+from jgen.metrics.clustering import mutual_information
 from jgen.metrics.disentanglement import (
     beta_vae_score,
     discretize,
@@ -18,7 +19,6 @@ from jgen.metrics.disentanglement import (
     encode_dataset,
     factor_vae_score,
     mig,
-    mutual_information,
 )
 
 # Small protocol sizes for speed; the points are still enough for the tolerances below.
