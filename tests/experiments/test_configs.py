@@ -50,6 +50,7 @@ VARIANTS = [
     ("vae_digits.py", "continuous,dreg50,smoke"),
     ("vae_digits.py", "ladder,iwae5,smoke"),
     ("vqvae_digits.py", "binary,loss,smoke"),
+    ("vae_mnist.py", "mnist,smoke"),
 ]
 SMOKE_RUNS = [(p, "smoke") for p in CONFIGS] + [
     (os.path.join(runs.ROOT, "experiments/configs", name), arg) for name, arg in VARIANTS
