@@ -370,49 +370,70 @@ def data_rows(classifier) -> list[Row]:
     return rows
 
 
-def table(rows: list[Row], *, smoke: bool, seconds: float) -> str:
-    mode = "SMOKE (a few steps; the numbers mean nothing)" if smoke else "reference budgets"
-    header = (
-        f"# Results: every family on the digits\n\n"
-        f"`python experiments/compare.py` ({mode}), {jax.default_backend()}, "
-        f"{os.cpu_count()} cores, jax {jax.__version__}; total {seconds / 60:.1f} min, "
-        f"1-minute load average {os.getloadavg()[0]:.1f} at the end (other jobs share the "
-        "cores, so times are upper bounds). "
-        "Test split: 447 digits (DATA.md). NLL in nats per image; bits/dim = NLL / (64 ln 2). "
-        "FID / KID: 1000 samples against the test digits, features of the project's digits "
-        "classifier (test accuracy 0.96); KID mean ± std over 100 subsets (the features are "
-        "not normalised, so KID is on their scale, not that of Inception features). "
-        "Budgets: each flow's `experiments/configs/flow_digits.py:FAMILY` config (2500 steps), "
-        "its 2-D coverage run `flow_toy2d.py:TOY,FAMILY` (10,000 steps); the VAE family's "
-        "`vae_digits.py:binary[,iwae5|iwae50|ladder]` and `vqvae_digits.py:continuous` "
-        "(5000 steps); mixtures by EM to "
-        "convergence (at most 200 iterations), K and the KDE bandwidth chosen on validation "
-        "likelihood.\n\n"
-    )
-    cols = (
-        "| model | data | parameters | train (s) | sample 1000 (s) | test NLL (nats) | bits/dim "
-        "| estimator | FID | KID | mode coverage |\n"
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |\n"
-    )
+HEADER = (
+    "# Results: every family on the digits\n\n"
+    "`make compare` (`python experiments/compare.py`; `--only=NAME,...` re-measures some rows and "
+    "keeps the others). Test split: 447 digits (DATA.md). NLL in nats per image; bits/dim = "
+    "NLL / (64 ln 2). FID / KID: 1000 samples against the test digits, features of the "
+    "project's digits classifier (test accuracy 0.96); KID mean ± std over 100 subsets (the "
+    "features are not normalised, so KID is on their scale, not that of Inception features). "
+    "Budgets: each flow's `experiments/configs/flow_digits.py:FAMILY` config (2500 steps), its "
+    "2-D coverage run `flow_toy2d.py:TOY,FAMILY` (10,000 steps); the VAE family's "
+    "`vae_digits.py:binary[,iwae5|iwae50|ladder]` and `vqvae_digits.py:continuous` (the state "
+    "with the best validation NLL of 5000 steps); mixtures by EM to convergence (at most 200 "
+    "iterations), K and the KDE bandwidth chosen on validation likelihood. Times are wall "
+    "seconds on the machine of each run (listed below the table), compilation included; other "
+    "jobs shared its cores, so they are upper bounds.\n\n"
+    "| model | data | parameters | train (s) | sample 1000 (s) | test NLL (nats) | bits/dim "
+    "| estimator | FID | KID | mode coverage |\n"
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |\n"
+)
+RUNS_HEADING = "Runs:"
+
+
+def row_line(r: Row) -> str:
+    """One table row; the model name is its first cell (the key for merging)."""
 
     def fmt(x, spec):
         return "—" if x != x else format(x, spec)
 
-    lines = [
+    return (
         f"| {r.model} | {r.data} | {r.num_params:,} | {r.train_seconds:.1f} | "
         f"{r.sample_seconds:.3f} | {fmt(r.test_nll, '.1f')} | {fmt(r.bits_per_dim, '.3f')} | "
-        f"{r.estimator} | {r.fid:.1f} | {r.kid:.3g} ± {r.kid_std:.2g} | "
-        f"{r.coverage} |"
-        for r in rows
-    ]
-    return header + cols + "\n".join(lines) + "\n"
+        f"{r.estimator} | {r.fid:.1f} | {r.kid:.3g} ± {r.kid_std:.2g} | {r.coverage} |"
+    )
+
+
+def _model_name(line: str) -> str:
+    return line.split("|")[1].strip()
+
+
+def merge(previous: str | None, rows: list[Row], run_note: str) -> str:
+    """The table with ``rows`` replacing same-named rows of ``previous`` (the text of an earlier
+    RESULTS.md), in the order: data rows, then :data:`ENTRIES`; ``run_note`` joins the list of
+    runs."""
+    lines, notes = {}, []
+    if previous:
+        body, _, runs = previous.partition(RUNS_HEADING)
+        lines = {_model_name(x): x for x in body.splitlines() if x.startswith("| ")}
+        for header in ("model", "---"):
+            lines.pop(header, None)
+        notes = [x for x in runs.splitlines() if x.startswith("- ")]
+    lines.update({r.model: row_line(r) for r in rows})
+    order = [n for n in lines if n.startswith("training digits")] + list(ENTRIES)
+    table = [lines[name] for name in order if name in lines]
+    return (
+        HEADER + "\n".join(table) + f"\n\n{RUNS_HEADING}\n\n" + "\n".join([*notes, run_note]) + "\n"
+    )
 
 
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", default="runs/compare")
     parser.add_argument("--out", default="RESULTS.md")
-    parser.add_argument("--only", default="", help="comma-separated subset of the model names")
+    parser.add_argument(
+        "--only", default="", help="comma-separated model names; other rows of --out are kept"
+    )
     parser.add_argument("--smoke", action="store_true", help="a few steps per model (tests)")
     args = parser.parse_args(argv)
     names = [n for n in args.only.split(",") if n] or list(ENTRIES)
@@ -430,7 +451,18 @@ def main(argv=None) -> str:
         shutil.rmtree(workdir, ignore_errors=True)
         rows.append(evaluate(name, workdir, args.smoke, classifier))
         print(rows[-1], flush=True)
-    text = table(rows, smoke=args.smoke, seconds=time.perf_counter() - start)
+    note = (
+        f"- {time.strftime('%Y-%m-%d')}: {', '.join(names)}"
+        f"{' (SMOKE: a few steps, the numbers mean nothing)' if args.smoke else ''}; "
+        f"{jax.default_backend()}, {os.cpu_count()} cores, jax {jax.__version__}; "
+        f"{(time.perf_counter() - start) / 60:.1f} min; 1-minute load average "
+        f"{os.getloadavg()[0]:.1f} at the end."
+    )
+    previous = None
+    if args.only and os.path.exists(args.out):
+        with open(args.out) as f:
+            previous = f.read()
+    text = merge(previous, rows, note)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         f.write(text)

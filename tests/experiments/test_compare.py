@@ -57,3 +57,18 @@ def test_kde_row_is_the_parzen_density_plus_the_dequantization_term(table):
 def test_unknown_model_names_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="--only takes names from"):
         compare.main(["--only", "VAE", "--out", str(tmp_path / "r.md")])
+
+
+def test_merge_replaces_rows_by_name_and_keeps_the_others():
+    def row(model, nll):
+        return compare.Row(
+            model, "binary", 10, 1.0, 0.1, nll, nll / 44, "exact", 1.0, 2.0, 0.5, "—"
+        )
+
+    first = compare.merge(None, [row("KDE", 150.0), row("RealNVP", 116.0)], "- run 1")
+    second = compare.merge(first, [row("KDE", 140.0), row("VAE", 90.0)], "- run 2")
+    names = [line.split("|")[1].strip() for line in second.splitlines() if line.startswith("| ")]
+    assert names[2:] == ["RealNVP", "KDE", "VAE"]  # ENTRIES order, after the two header rows
+    assert _row(second, "KDE")[5] == "140.0"
+    assert _row(second, "RealNVP")[5] == "116.0"
+    assert second.rstrip().endswith("- run 1\n- run 2")
