@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 from experiments import run as run_experiment  # noqa: E402
 from experiments.configs import flow_digits, flow_toy2d, vae_digits, vqvae_digits  # noqa: E402
 from jgen.data import digits, toy2d  # noqa: E402
+from jgen.data.batching import take  # noqa: E402
 from jgen.losses.likelihood import bits_per_dim, dequantized_nll  # noqa: E402
 from jgen.metrics import coverage, digits_classifier, fid, kde  # noqa: E402
 from jgen.mixtures import bernoulli, gmm  # noqa: E402
@@ -101,9 +102,8 @@ def _trained(config, workdir: str) -> tuple[object, object, float, dict]:
     final, seconds = _timed(run_experiment.run, config, workdir)
     data = run_experiment.datasets.load(config.data, config.seed)
     trainer = run_experiment.MODELS[config.model.name](config, data.event_shape)
-    like = jax.jit(trainer.init)(
-        jax.random.key(0), jnp.asarray(data.train[: config.train.batch_size])
-    )
+    example = take(data.train, slice(0, config.train.batch_size))
+    like = jax.jit(trainer.init)(jax.random.key(0), example)
     manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), 1)
     state, step = checkpoint.restore_latest(manager, like)
     if step != config.train.num_steps:

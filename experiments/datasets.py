@@ -1,17 +1,39 @@
-"""From ``config.data`` to a ``jgen.data.Dataset``: one loader per data source."""
+"""From ``config.data`` to a ``jgen.data.Dataset``: one loader per data source.
+
+With ``data.labels = True`` every split is ``{"x": images, "y": int32 labels (n,)}`` (for
+conditional models); otherwise it is the array of images alone.
+"""
 
 import jax
 import numpy as np
 
 from jgen.checks import check_choice
 from jgen.data import digits, tfds_sources, toy2d
-from jgen.data.dataset import Dataset
+from jgen.data.batching import take
+from jgen.data.dataset import Dataset, num_examples
+
+
+def _check_labels_exist(data_config, has_labels: bool) -> None:
+    """Raises ``ValueError`` when ``data.labels`` asks for labels that the dataset lacks."""
+    if data_config.labels and not has_labels:
+        raise ValueError(
+            f"data.labels must be False for data.name={data_config.name!r}, which has no class "
+            f"labels; got {data_config.labels!r}"
+        )
+
+
+def _with_labels(data_config, images: np.ndarray, labels: np.ndarray | None):
+    """``images``, or ``{"x": images, "y": labels}`` when ``data.labels`` asks for labels
+    (``labels`` is None for a dataset without them: an error then)."""
+    _check_labels_exist(data_config, labels is not None)
+    return {"x": images, "y": labels} if data_config.labels else images
 
 
 def toy_dataset(data_config, seed: int) -> Dataset:
     """Independent samples of a 2-D toy per split; the reference is the test-set mean of
     ``-log p_data``, a Monte Carlo estimate of the true density's entropy (in nats)."""
     check_choice("data.name", data_config.name, toy2d.NAMES)
+    _check_labels_exist(data_config, has_labels=False)
     key = jax.random.fold_in(jax.random.key(seed), 1_000)
     sizes = (data_config.num_train, data_config.num_validation, data_config.num_test)
     train, validation, test = (
@@ -30,7 +52,8 @@ def digits_dataset(data_config, seed: int) -> Dataset:
 
     With ``data.num_levels = 17`` the splits hold the cell corners ``k / 17`` and the model
     dequantizes them with fresh noise (``jgen.bijectors.dequantization``); otherwise they hold
-    ``data.variant`` as ``jgen.data.digits.load`` returns it.
+    ``data.variant`` as ``jgen.data.digits.load`` returns it. ``data.labels`` adds the digit
+    classes 0..9.
     """
     limits = {
         "train": data_config.num_train,
@@ -44,10 +67,13 @@ def digits_dataset(data_config, seed: int) -> Dataset:
 
     def load(split):
         if data_config.num_levels:
-            return digits.load("raw", split)[0].astype(np.float32) / digits.NUM_LEVELS
-        return digits.load(data_config.variant, split, seed=seed)[0]
+            raw, labels = digits.load("raw", split)
+            images = raw.astype(np.float32) / digits.NUM_LEVELS
+        else:
+            images, labels = digits.load(data_config.variant, split, seed=seed)
+        return _with_labels(data_config, images, labels)
 
-    return Dataset(**{split: load(split)[:n] for split, n in limits.items()})
+    return Dataset(**{split: take(load(split), slice(n)) for split, n in limits.items()})
 
 
 def tfds_dataset(data_config, seed: int) -> Dataset:
@@ -57,17 +83,24 @@ def tfds_dataset(data_config, seed: int) -> Dataset:
     TFDS ``train`` images; test is the first ``data.num_test`` of TFDS ``test``. With
     ``data.num_levels = K`` (256 for 8-bit images) the values are the cell corners ``x / K`` that
     the model dequantizes; otherwise ``x / max`` in [0, 1] (``binarized_mnist`` stays 0/1).
+    ``data.labels`` adds the class labels (``binarized_mnist`` has none: an error).
     """
     del seed
     check_choice("data.name", data_config.name, tfds_sources.NAMES)
     num_train, num_validation = data_config.num_train, data_config.num_validation
-    train, _ = tfds_sources.load(data_config.name, "train", limit=num_train + num_validation)
-    test, _ = tfds_sources.load(data_config.name, "test", limit=data_config.num_test)
     max_value = 1 if data_config.name == "binarized_mnist" else 255
     scale = data_config.num_levels or max_value
-    train, test = train.astype(np.float32) / scale, test.astype(np.float32) / scale
-    num_validation = min(num_validation, len(train) // 2)
-    return Dataset(train[:-num_validation], train[-num_validation:], test)
+
+    def load(split, limit):
+        images, labels = tfds_sources.load(data_config.name, split, limit=limit)
+        return _with_labels(data_config, images.astype(np.float32) / scale, labels)
+
+    train = load("train", num_train + num_validation)
+    test = load("test", data_config.num_test)
+    num_validation = min(num_validation, num_examples(train) // 2)
+    return Dataset(
+        take(train, slice(-num_validation)), take(train, slice(-num_validation, None)), test
+    )
 
 
 DATASETS = {"toy2d": toy_dataset, "digits": digits_dataset, "tfds": tfds_dataset}

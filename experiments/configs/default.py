@@ -13,6 +13,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.seed = 0
 
     # source: toy2d | digits | tfds. num_levels > 0 marks dequantized data scaled to [0, 1).
+    # labels: splits become {"x": images, "y": int32 class labels} for conditional models
+    # (digits, and tfds mnist / fashion_mnist / cifar10).
     c.data = ml_collections.ConfigDict(
         dict(
             source="toy2d",
@@ -22,6 +24,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             num_validation=5_000,
             num_test=20_000,
             num_levels=0,
+            labels=False,
         )
     )
     # flow: a family of jgen.models.flow.FAMILIES. num_layers counts couplings / MADE layers /

@@ -5,6 +5,10 @@ Per step ``s`` (0-based) the loop draws the batch ``batch_indices(s)`` and the k
 checkpoint continues bit-identically. The jitted step donates the old state. A non-finite loss
 is recorded on device (no host sync per step) and checked at every log point and before every
 checkpoint: the run stops naming the first bad step, and the NaN state is never saved.
+
+A split may be an array or a dict such as ``{"x": images, "y": labels}`` (``jgen.data.dataset``):
+batches then reach ``trainer.init``, ``step`` and ``evaluate`` as dicts of the same keys, while
+``trainer.sample`` still returns an array of ``x``.
 """
 
 import json
@@ -16,9 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jgen.checks import check_finite
-from jgen.data.batching import padded_batches, to_global_array, train_batches
-from jgen.data.dataset import Dataset
+from jgen.data.batching import padded_batches, take, to_global_array, train_batches
+from jgen.data.dataset import Dataset, Split, check_split, inputs, num_examples
 from jgen.train import checkpoint, parallel, plots
 from jgen.train.logging import MetricWriter, read_metrics
 from jgen.train.trainer import Trainer
@@ -37,18 +40,20 @@ def _guarded_step(trainer: Trainer, train_key):
     return step
 
 
-def evaluate_split(evaluate, state, data: np.ndarray, batch_size: int, key, sharding):
+def evaluate_split(evaluate, state, data: Split, batch_size: int, key, sharding):
     """Mean of every per-example metric of ``evaluate`` over all of ``data``.
 
-    ``evaluate`` must already be jitted; the padding rows of the last batch are dropped before
-    averaging, so the mean is exactly over ``len(data)`` examples.
+    ``evaluate`` must already be jitted; ``data`` is an array or a pytree of arrays (one batch of
+    it is what ``evaluate`` receives). The padding rows of the last batch are dropped before
+    averaging, so the mean is exactly over the ``n`` examples of ``data``.
     """
     sums: dict[str, float] = {}
     for i, (batch, num_valid) in enumerate(padded_batches(data, batch_size)):
         out = evaluate(state, to_global_array(batch, sharding), jax.random.fold_in(key, i))
         for name, values in jax.device_get(out).items():
             sums[name] = sums.get(name, 0.0) + float(np.sum(np.asarray(values)[:num_valid]))
-    return {name: total / len(data) for name, total in sums.items()}
+    n = num_examples(data)
+    return {name: total / n for name, total in sums.items()}
 
 
 def _mean_metrics(window: list[dict]) -> dict[str, float]:
@@ -84,7 +89,7 @@ def train_and_evaluate(config, workdir: str, *, trainer: Trainer, data: Dataset)
     """
     tc = config.train
     for split in ("train", "validation", "test"):
-        check_finite(f"data.{split}", getattr(data, split))
+        check_split(f"data.{split}", getattr(data, split))
     mesh = parallel.make_mesh(config.parallel.num_devices)
     parallel.check_divisible("train.batch_size", tc.batch_size, mesh)
     parallel.check_divisible("train.eval_batch_size", tc.eval_batch_size, mesh)
@@ -93,7 +98,7 @@ def train_and_evaluate(config, workdir: str, *, trainer: Trainer, data: Dataset)
     init_key, train_key, eval_key, sample_key = (jax.random.fold_in(root, i) for i in range(4))
     is_chief = jax.process_index() == 0
 
-    example = to_global_array(data.train[: tc.batch_size], batch_sharding)
+    example = to_global_array(take(data.train, slice(tc.batch_size)), batch_sharding)
     state = jax.jit(trainer.init, out_shardings=replicated)(init_key, example)
     manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), tc.keep_checkpoints)
     state, last_saved = checkpoint.restore_latest(manager, state)
@@ -108,7 +113,7 @@ def train_and_evaluate(config, workdir: str, *, trainer: Trainer, data: Dataset)
     evaluate = jax.jit(trainer.evaluate, out_shardings=replicated)
     sample = jax.jit(trainer.sample, static_argnums=2, out_shardings=replicated)
 
-    def run_eval(split: str, split_data: np.ndarray) -> dict:
+    def run_eval(split: str, split_data: Split) -> dict:
         key = jax.random.fold_in(eval_key, len(split))
         metrics = evaluate_split(
             evaluate, state, split_data, tc.eval_batch_size, key, batch_sharding
@@ -163,7 +168,8 @@ def train_and_evaluate(config, workdir: str, *, trainer: Trainer, data: Dataset)
     writer.write(tc.num_steps, final)
     writer.close()
     if is_chief:
-        reference = data.train[: tc.num_samples] if data.train.shape[1:] == (2,) else None
+        x = inputs(data.train)
+        reference = x[: tc.num_samples] if data.event_shape == (2,) else None
         plots.save_samples(os.path.join(workdir, "samples.png"), samples, reference)
         plots.save_loss_curve(os.path.join(workdir, "loss.png"), read_metrics(workdir))
         with open(os.path.join(workdir, "final_metrics.json"), "w") as f:

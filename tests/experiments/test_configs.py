@@ -117,5 +117,7 @@ def test_unknown_dataset_is_an_error(field, value, message):
 def test_unknown_model_is_an_error(tmp_path):
     config = default.get_config()
     config.model.name = "flwo"
-    with pytest.raises(ValueError, match="model.name must be one of \\('flow',\\); got 'flwo'"):
+    with pytest.raises(
+        ValueError, match="model.name must be one of \\('flow', 'vae'.*; got 'flwo'"
+    ):
         run(config, str(tmp_path))

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import default
+from jgen.data.batching import batch_indices
 from jgen.data.dataset import Dataset
 from jgen.models import flow
 from jgen.train import checkpoint
@@ -183,3 +184,84 @@ def test_run_writes_its_artifacts(tmp_path):
         assert os.path.getsize(tmp_path / name) > 0, name
     assert os.listdir(tmp_path / "tensorboard")
     assert sorted(os.listdir(tmp_path / "samples")) == ["step_0000010.png", "step_0000020.png"]
+
+
+def labelled_split(n, seed):
+    """``{"x": (n, 2) float32, "y": (n,) int32}`` with ``x[:, 0] = y``, so a step can tell
+    whether each image arrived with its own label."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n).astype(np.int32)
+    x = np.stack([y, rng.normal(size=n)], axis=1).astype(np.float32)
+    return {"x": x, "y": y}
+
+
+def label_trainer(seen: dict) -> Trainer:
+    """A trainer that learns nothing: it records the batch structure it is traced with, logs the
+    mean label as its loss and returns the labels as per-example evaluation metrics."""
+
+    def structure(batch):
+        return jax.tree.map(lambda a: (a.shape, a.dtype), batch)
+
+    def init(key, batch):
+        seen["init"] = structure(batch)
+        return {"w": jnp.zeros(())}
+
+    def step(state, batch, key):
+        seen["step"] = structure(batch)
+        y = batch["y"].astype(jnp.float32)
+        metrics = {"loss": jnp.mean(y), "pair_error": jnp.max(jnp.abs(batch["x"][:, 0] - y))}
+        return {"w": state["w"] + 1.0}, metrics
+
+    def evaluate(state, batch, key):
+        seen["evaluate"] = structure(batch)
+        y = batch["y"].astype(jnp.float32)
+        return {"label": y, "pair_error": jnp.abs(batch["x"][:, 0] - y)}
+
+    def sample(state, key, n):
+        return jax.random.normal(key, (n, 2))
+
+    return Trainer(init, step, sample, evaluate)
+
+
+def test_labelled_data_trains_and_evaluates_with_each_label_on_its_example(tmp_path):
+    # 70 and 100 examples with eval batches of 64: both splits end in a padded batch.
+    data = Dataset(labelled_split(256, 0), labelled_split(70, 1), labelled_split(100, 2))
+    config = small_config(sample_every=10)
+    config.parallel.num_devices = 8  # dict batches sharded over the mesh
+    seen = {}
+    final = train_and_evaluate(config, str(tmp_path), trainer=label_trainer(seen), data=data)
+
+    tc = config.train
+    f32, i32 = jnp.dtype(jnp.float32), jnp.dtype(jnp.int32)
+    for name, size in (("init", tc.batch_size), ("step", tc.batch_size), ("evaluate", 64)):
+        assert seen[name] == {"x": ((size, 2), f32), "y": ((size,), i32)}, name
+    # Exact sums of small integers in float32: the means match numpy to rounding.
+    np.testing.assert_allclose(final["test/label"], data.test["y"].mean(), rtol=1e-6)
+    assert final["test/pair_error"] == 0.0
+    records = read_metrics(str(tmp_path))
+    validation = [r["validation/label"] for r in records if "validation/label" in r]
+    np.testing.assert_allclose(validation, [data.validation["y"].mean()] * 2, rtol=1e-6)
+    # The logged loss of each window is the mean label of the batches batch_indices names.
+    losses = [r["train/loss"] for r in records if "train/loss" in r]
+    assert all(r["train/pair_error"] == 0.0 for r in records if "train/pair_error" in r)
+    expected = [
+        np.mean(
+            [
+                data.train["y"][
+                    batch_indices(s, num_examples=256, batch_size=tc.batch_size, seed=config.seed)
+                ].mean()
+                for s in range(start, start + tc.log_every)
+            ]
+        )
+        for start in range(0, tc.num_steps, tc.log_every)
+    ]
+    np.testing.assert_allclose(losses, expected, rtol=1e-6)
+    for name in ("samples.png", "loss.png"):
+        assert os.path.getsize(tmp_path / name) > 0, name
+
+
+def test_labelled_data_with_nan_is_rejected_naming_the_leaf(tmp_path):
+    data = Dataset(labelled_split(64, 0), labelled_split(64, 1), labelled_split(64, 2))
+    data.validation["x"][5, 1] = np.nan
+    with pytest.raises(ValueError, match=r"data.validation\['x'\] contains 1 non-finite"):
+        train_and_evaluate(small_config(), str(tmp_path), trainer=label_trainer({}), data=data)
