@@ -97,17 +97,20 @@ def _timed(fn, *args, **kwargs):
 
 
 def _trained(config, workdir: str) -> tuple[object, object, float, dict]:
-    """Trains a config through the experiment layer and restores its final state."""
+    """Trains a config through the experiment layer and restores the state its test metrics
+    come from: the last one, or the one selected on validation (``train.select_metric``)."""
     config.train.progress = False
     final, seconds = _timed(run_experiment.run, config, workdir)
     data = run_experiment.datasets.load(config.data, config.seed)
     trainer = run_experiment.MODELS[config.model.name](config, data.event_shape)
     example = take(data.train, slice(0, config.train.batch_size))
     like = jax.jit(trainer.init)(jax.random.key(0), example)
-    manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), 1)
-    state, step = checkpoint.restore_latest(manager, like)
-    if step != config.train.num_steps:
-        raise RuntimeError(f"{workdir} holds step {step}, expected {config.train.num_steps}")
+    selected = bool(config.train.select_metric)
+    directory = os.path.join(workdir, "best" if selected else "checkpoints")
+    state, step = checkpoint.restore_latest(checkpoint.make_manager(directory, 1), like)
+    expected = final["selected_step"] if selected else config.train.num_steps
+    if step != expected:
+        raise RuntimeError(f"{directory} holds step {step}, expected {expected}")
     return trainer, state, seconds, final
 
 

@@ -55,6 +55,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             ema_decay=0.0,
         )
     )
+    # select_metric: "" evaluates the last state on the test split; a per-example metric of the
+    # model's evaluate (e.g. "nll") keeps the state with its lowest validation mean instead (model
+    # selection on the validation split, for small data that a model overfits).
     c.train = ml_collections.ConfigDict(
         dict(
             num_steps=3_000,
@@ -67,6 +70,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             keep_checkpoints=3,
             num_samples=2_000,
             progress=True,
+            select_metric="",
         )
     )
     # distributed=True calls jax.distributed.initialize with the three fields below (empty / -1

@@ -50,7 +50,8 @@ def get_config(arg: str | None = None):
     c.train.num_steps = 5_000
     c.train.batch_size = 128
     c.train.eval_batch_size = 128
-    c.train.eval_every = 1_000
+    c.train.eval_every = 500
+    c.train.select_metric = "nll"  # 1000 training images: keep the best validation state
     c.train.sample_every = 0
     c.train.num_samples = 64
     return default.shrink_for_smoke(c) if "smoke" in parts else c

@@ -12,6 +12,7 @@ batches then reach ``trainer.init``, ``step`` and ``evaluate`` as dicts of the s
 """
 
 import json
+import math
 import os
 import time
 
@@ -72,20 +73,35 @@ def _raise_if_bad(first_bad, last_saved: int | None) -> None:
         )
 
 
+def _selected_value(workdir: str, select: str | None, best_manager) -> float:
+    """The validation value of the state saved in ``best/`` (read back from ``metrics.jsonl``
+    when a run resumes), or infinity when there is none yet."""
+    step = best_manager.latest_step() if best_manager is not None else None
+    if step is None:
+        return math.inf
+    return min(r[select] for r in read_metrics(workdir) if r.get("step") == step and select in r)
+
+
 def train_and_evaluate(config, workdir: str, *, trainer: Trainer, data: Dataset) -> dict:
     """Trains ``trainer`` on ``data`` as ``config`` says, resuming from ``workdir`` if it holds
     checkpoints; evaluates, samples, logs and checkpoints along the way.
 
     Reads ``config.seed``, ``config.train`` (``num_steps``, ``batch_size``, ``eval_batch_size``,
     ``log_every``, ``eval_every``, ``sample_every``, ``checkpoint_every``, ``keep_checkpoints``,
-    ``num_samples``, ``progress``) and ``config.parallel.num_devices``.
+    ``num_samples``, ``progress``, ``select_metric``) and ``config.parallel.num_devices``.
 
-    Writes into ``workdir``: ``checkpoints/``, ``metrics.jsonl``, ``tensorboard/``,
-    ``samples.png``, ``loss.png`` and ``final_metrics.json``.
+    With ``train.select_metric = "m"``, every validation evaluation whose mean ``m`` is the lowest
+    so far saves the state into ``workdir/best/``, and the test metrics and the final samples come
+    from that state (early stopping by model selection, without stopping: the run still trains
+    ``num_steps``); ``selected_step`` says which.
+
+    Writes into ``workdir``: ``checkpoints/``, ``best/`` (with ``select_metric``),
+    ``metrics.jsonl``, ``tensorboard/``, ``samples.png``, ``loss.png`` and
+    ``final_metrics.json``.
 
     Returns:
       The final metrics: ``test/*`` from ``trainer.evaluate`` on the test split, plus
-      ``data.reference``.
+      ``data.reference`` (and ``selected_step`` with ``select_metric``).
     """
     tc = config.train
     for split in ("train", "validation", "test"):
@@ -104,6 +120,9 @@ def train_and_evaluate(config, workdir: str, *, trainer: Trainer, data: Dataset)
     state, last_saved = checkpoint.restore_latest(manager, state)
     start = last_saved or 0
     writer = MetricWriter(workdir, resume_step=last_saved)
+    select = f"validation/{tc.select_metric}" if tc.select_metric else None
+    best_manager = checkpoint.make_manager(os.path.join(workdir, "best"), 1) if select else None
+    best_value = _selected_value(workdir, select, best_manager)
 
     step_fn = jax.jit(
         _guarded_step(trainer, train_key),
@@ -147,7 +166,19 @@ def train_and_evaluate(config, workdir: str, *, trainer: Trainer, data: Dataset)
                 writer.write(done, means)
                 progress.set_postfix(loss=f"{means['train/loss']:.4f}")
             if done % tc.eval_every == 0 or last:
-                writer.write(done, run_eval("validation", data.validation))
+                validation = run_eval("validation", data.validation)
+                writer.write(done, validation)
+                if select:
+                    if select not in validation:
+                        raise ValueError(
+                            f"train.select_metric must be a metric of the model's evaluate, one "
+                            f"of {sorted(k.split('/', 1)[1] for k in validation)}; got "
+                            f"{tc.select_metric!r}"
+                        )
+                    if validation[select] < best_value:
+                        _raise_if_bad(first_bad, last_saved)
+                        checkpoint.save(best_manager, done, state)
+                        best_value = validation[select]
             if tc.sample_every and done % tc.sample_every == 0:
                 # Every process runs the computation (it spans all devices); only one plots.
                 samples = sample(state, jax.random.fold_in(sample_key, done), tc.num_samples)
@@ -162,8 +193,14 @@ def train_and_evaluate(config, workdir: str, *, trainer: Trainer, data: Dataset)
     finally:  # a run stopped by an error still commits the checkpoints it started
         progress.close()
         checkpoint.wait(manager)
+        if best_manager is not None:
+            checkpoint.wait(best_manager)
 
-    final = {**run_eval("test", data.test), **data.reference}
+    selected = {}
+    if select:
+        state, selected_step = checkpoint.restore_latest(best_manager, state)
+        selected = {"selected_step": float(selected_step)}
+    final = {**run_eval("test", data.test), **data.reference, **selected}
     samples = np.asarray(sample(state, sample_key, tc.num_samples))
     writer.write(tc.num_steps, final)
     writer.close()

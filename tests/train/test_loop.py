@@ -265,3 +265,37 @@ def test_labelled_data_with_nan_is_rejected_naming_the_leaf(tmp_path):
     data.validation["x"][5, 1] = np.nan
     with pytest.raises(ValueError, match=r"data.validation\['x'\] contains 1 non-finite"):
         train_and_evaluate(small_config(), str(tmp_path), trainer=label_trainer({}), data=data)
+
+
+def counting_trainer() -> Trainer:
+    """A trainer whose state counts its steps and whose per-example validation metric is
+    ``(steps - 3)^2``: the best state is the one after step 3."""
+
+    def init(key, batch):
+        return {"steps": jnp.zeros(())}
+
+    def step(state, batch, key):
+        return {"steps": state["steps"] + 1.0}, {"loss": jnp.mean(batch)}
+
+    def evaluate(state, batch, key):
+        return {"distance": jnp.full(batch.shape[:1], (state["steps"] - 3.0) ** 2)}
+
+    def sample(state, key, n):
+        return jnp.full((n, 2), state["steps"])
+
+    return Trainer(init, step, sample, evaluate)
+
+
+def test_select_metric_keeps_the_best_validation_state_across_a_resume(tmp_path):
+    data = small_dataset()
+    # First run: 5 steps, best at step 3 (distance 0); second run resumes at step 5 and trains
+    # to 20: every later state is worse, so the one from before the resume must stay selected
+    # (which needs the best value read back from metrics.jsonl).
+    for num_steps in (5, 20):
+        config = small_config(num_steps=num_steps, eval_every=1, select_metric="distance")
+        final = train_and_evaluate(config, str(tmp_path), trainer=counting_trainer(), data=data)
+    assert final["selected_step"] == 3.0
+    assert final["test/distance"] == 0.0
+    config = small_config(num_steps=2, eval_every=1, select_metric="nll")
+    with pytest.raises(ValueError, match=r"select_metric must be .* \['distance'\]; got 'nll'"):
+        train_and_evaluate(config, str(tmp_path / "other"), trainer=counting_trainer(), data=data)
