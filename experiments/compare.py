@@ -285,6 +285,7 @@ ENTRIES: dict[str, tuple[Callable, Callable | None]] = {
     "VAE": (vae_entry("binary"), None),
     "IWAE (k=5)": (vae_entry("binary,iwae5"), None),
     "IWAE (k=50)": (vae_entry("binary,iwae50"), None),
+    "VAE + IAF (2 steps)": (vae_entry("binary,iaf"), None),
     "Ladder VAE (2 layers)": (vae_entry("binary,ladder"), None),
     "VQ-VAE (categorical prior)": (
         trainer_entry(vqvae_digits.get_config, "continuous", "nll", "bound (one-hot q)"),
@@ -382,7 +383,7 @@ HEADER = (
     "features are not normalised, so KID is on their scale, not that of Inception features). "
     "Budgets: each flow's `experiments/configs/flow_digits.py:FAMILY` config (2500 steps), its "
     "2-D coverage run `flow_toy2d.py:TOY,FAMILY` (10,000 steps); the VAE family's "
-    "`vae_digits.py:binary[,iwae5|iwae50|ladder]` and `vqvae_digits.py:continuous` (the state "
+    "`vae_digits.py:binary[,iwae5|iwae50|iaf|ladder]` and `vqvae_digits.py:continuous` (the state "
     "with the best validation NLL of 5000 steps); mixtures by EM to convergence (at most 200 "
     "iterations), K and the KDE bandwidth chosen on validation likelihood. Times are wall "
     "seconds on the machine of each run (listed below the table), compilation included; other "

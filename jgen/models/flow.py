@@ -37,6 +37,7 @@ from jgen.checks import check_batch, check_choice
 from jgen.losses.likelihood import bits_per_dim, dequantized_nll
 from jgen.models.chain_flow import ChainFlow
 from jgen.models.glow import Glow
+from jgen.nets.masked import alternating_orderings
 from jgen.train.optim import optimizer_from_config
 from jgen.train.state import create_state, eval_params, make_stateful_step
 from jgen.train.trainer import Trainer
@@ -57,11 +58,6 @@ FAMILIES = (
 # Collections a training step updates (power-iteration vectors of spectral normalisation); the
 # others (``constants``: fixed permutations) are read only.
 UPDATED_COLLECTIONS = ("spectral",)
-
-
-def _alternating_orderings(dim: int, num_layers: int) -> list:
-    """MADE orderings for a stack: natural, reversed, natural, ... (the MAF paper's reversals)."""
-    return ["natural" if i % 2 == 0 else tuple(range(dim))[::-1] for i in range(num_layers)]
 
 
 def family_steps(
@@ -89,7 +85,7 @@ def family_steps(
     check_choice("family", family, FAMILIES)
     n, hidden = num_layers, tuple(hidden_sizes)
     spline = dict(num_bins=num_bins, bound=spline_bound)
-    orderings = _alternating_orderings(dim, n)
+    orderings = alternating_orderings(dim, n)
     builders = {
         "realnvp": lambda: [AffineCouplingLayer(hidden, i % 2) for i in range(n)],
         "nice": lambda: (

@@ -1,6 +1,23 @@
-"""The variational autoencoder: a diagonal-Gaussian encoder and an MLP decoder over a standard
-normal prior, trained by the ELBO (beta-VAE, KL annealing) or the IWAE bound (standard or DReG
-gradients) through :func:`jgen.models.latent_variable.make_trainer`.
+"""The variational autoencoder: a diagonal-Gaussian encoder, optionally refined by an inverse
+autoregressive flow, and an MLP decoder over a standard normal prior, trained by the ELBO
+(beta-VAE, KL annealing) or the IWAE bound (standard or DReG gradients) through
+:func:`jgen.models.latent_variable.make_trainer`.
+
+The IAF posterior (Kingma, Salimans, Jozefowicz, Chen, Sutskever & Welling 2016, "Improved
+variational inference with inverse autoregressive flow", Algorithm 1 with its numerically stable,
+LSTM-like update): the encoder also returns a context ``h``; from ``z_0 = mu + sigma * eps``,
+``eps ~ N(0, I)``, ``log q_0 = log N(eps; 0, I) - sum log sigma``, each of ``T`` steps runs a
+MADE on ``(z_{t-1}, h)`` (orderings natural, reversed, natural, ...) for ``(m_t, s_t)`` and
+applies the gated update
+
+    g_t = sigmoid(s_t + b),   z_t = g_t * z_{t-1} + (1 - g_t) * m_t,
+    log q_t = log q_{t-1} - sum log g_t,
+
+whose Jacobian is triangular with diagonal ``g_t`` in the step's ordering. The MADEs' output
+layers start at zero and ``b = 1`` (the paper's positive "forget gate bias"), so each step
+starts as ``z_t = sigmoid(1) z_{t-1}``: a small, uniform contraction that the encoder's scale
+absorbs. With IAF the KL term has no closed form, so the ELBO uses the single-sample Monte Carlo
+``log q(z_T | x) - log p(z_T)`` and the IWAE bound the standard gradient (DReG is refused).
 
 Kingma & Welling 2014, "Auto-encoding variational Bayes"; Rezende, Mohamed & Wierstra 2014;
 Higgins et al. 2017 (beta-VAE); Burda, Grosse & Salakhutdinov 2016 (IWAE); Tucker et al. 2019
@@ -23,13 +40,15 @@ from jgen.models.latent_variable import (
     likelihood_from_config,
     make_trainer,
 )
+from jgen.nets.masked import MADE, alternating_orderings
 from jgen.nets.mlp import MLP
 from jgen.train.trainer import Trainer
 from jgen.types import Array, Params
 
 
 class VAE(nn.Module):
-    """MLP encoder ``x -> (mean, log std)`` of ``q(z | x)`` and MLP decoder ``z -> outputs``
+    """MLP encoder ``x -> (mean, log std[, h])`` of ``q(z | x)``, an optional inverse
+    autoregressive flow on its samples, and MLP decoder ``z -> outputs``
     ``(B, *event, outputs_per_dim)`` parameterising ``p(x | z)``.
 
     Attributes:
@@ -37,45 +56,113 @@ class VAE(nn.Module):
       latent_dim: size of ``z``.
       hidden_sizes: widths of the encoder's hidden layers; the decoder mirrors them.
       outputs_per_dim: decoder outputs per data dimension (1 or 2).
+      iaf_steps: ``T``, the IAF steps of the posterior (0: the diagonal Gaussian alone, with
+        exactly the parameters of a VAE without IAF).
+      iaf_context: size of the encoder's context ``h`` (used when ``iaf_steps > 0``).
+      iaf_hidden: hidden widths of each step's MADE (at least ``latent_dim - 1`` each for full
+        dependence).
+      iaf_gate_bias: ``b`` in ``g = sigmoid(s + b)``.
     """
 
     event_shape: tuple[int, ...]
     latent_dim: int
     hidden_sizes: Sequence[int]
     outputs_per_dim: int
+    iaf_steps: int = 0
+    iaf_context: int = 64
+    iaf_hidden: Sequence[int] = (128, 128)
+    iaf_gate_bias: float = 1.0
 
     def setup(self):
-        self.encoder = MLP(tuple(self.hidden_sizes), 2 * self.latent_dim)
+        context = self.iaf_context if self.iaf_steps else 0
+        self.encoder = MLP(tuple(self.hidden_sizes), 2 * self.latent_dim + context)
         num_outputs = math.prod(self.event_shape) * self.outputs_per_dim
         self.decoder = MLP(tuple(reversed(self.hidden_sizes)), num_outputs)
+        self.iaf = [
+            MADE(tuple(self.iaf_hidden), num_params_per_dim=2, ordering=o, zero_init_output=True)
+            for o in alternating_orderings(self.latent_dim, self.iaf_steps)
+        ]
+
+    def encode_with_context(self, x: Array) -> tuple[Array, Array, Array]:
+        """``x (B, *event) -> (mean (B, d), log_std (B, d), h (B, iaf_context or 0))``."""
+        out = self.encoder(jnp.reshape(x, (x.shape[0], -1)))
+        d = self.latent_dim
+        return out[:, :d], out[:, d : 2 * d], out[:, 2 * d :]
 
     def encode(self, x: Array) -> tuple[Array, Array]:
-        h = self.encoder(jnp.reshape(x, (x.shape[0], -1)))
-        return h[:, : self.latent_dim], h[:, self.latent_dim :]
+        """``x (B, *event) -> (mean, log_std)``, each ``(B, d)``, of ``q_0(z | x)``."""
+        return self.encode_with_context(x)[:2]
+
+    def iaf_step(self, z: Array, h: Array, step: int) -> tuple[Array, Array]:
+        """IAF step ``step`` (0-based): ``(z_{t-1} (n, d), h (n, c)) -> (z_t (n, d),
+        sum_i log g_t,i (n,))``, the log-determinant of ``dz_t / dz_{t-1}``."""
+        out = self.iaf[step](z, h)
+        m, s = out[..., 0], out[..., 1] + self.iaf_gate_bias
+        g = jax.nn.sigmoid(s)
+        # log_sigmoid(s) rather than log(g): finite and exact where the gate saturates at 0.
+        return g * z + (1.0 - g) * m, jnp.sum(jax.nn.log_sigmoid(s), axis=-1)
+
+    def posterior(self, x: Array, eps: Array) -> tuple[Array, Array]:
+        """``z_T`` and ``log q(z_T | x)`` from standard normal noise (module docstring).
+
+        Args:
+          x: ``(B, *event)``.
+          eps: ``(k, B, d)`` draws of ``N(0, I)``.
+
+        Returns:
+          ``(z_T (k, B, d), log q(z_T | x) (k, B))``; with ``iaf_steps = 0``, ``z_0`` and the
+          diagonal Gaussian's log-density.
+        """
+        mean, log_std, h = self.encode_with_context(x)
+        z = mean + jnp.exp(log_std) * eps
+        log_q = standard_normal_log_prob(eps, 1) - jnp.sum(log_std, -1)
+        if not self.iaf_steps:
+            return z, log_q
+        k, n, d = eps.shape
+        z = z.reshape(k * n, d)
+        h = jnp.broadcast_to(h, (k, *h.shape)).reshape(k * n, -1)
+        for step in range(self.iaf_steps):
+            z, log_det = self.iaf_step(z, h, step)
+            log_q = log_q - log_det.reshape(k, n)
+        return z.reshape(k, n, d), log_q
 
     def decode(self, z: Array) -> Array:
+        """``z (B, d) -> (B, *event, outputs_per_dim)``."""
         out = self.decoder(z)
         return jnp.reshape(out, (z.shape[0], *self.event_shape, self.outputs_per_dim))
 
     def __call__(self, x: Array) -> Array:  # for init: touches every parameter
-        return self.decode(self.encode(x)[0])
+        z, _ = self.posterior(x, jnp.zeros((1, x.shape[0], self.latent_dim), x.dtype))
+        return self.decode(z[0])
 
 
 def latent_variable_model(module: VAE, likelihood: Likelihood) -> LatentVariableModel:
-    """The VAE's pure functions: analytic-KL ELBO, IWAE (standard or DReG), proposal and joint."""
+    """The VAE's pure functions: proposal and joint; without IAF the analytic-KL ELBO and the
+    IWAE bound (standard or DReG), with IAF the Monte Carlo-KL ELBO and no dedicated IWAE
+    (:func:`jgen.models.latent_variable.iwae_from_weights`, standard gradient)."""
+
+    def apply(params, *args, method):
+        return module.apply({"params": params}, *args, method=method)
 
     def encoder(params: Params):
-        return lambda x: module.apply({"params": params}, x, method="encode")
+        return lambda x: apply(params, x, method="encode")
 
     def log_likelihood(params: Params):
         def fn(x, z):
-            return likelihood.log_prob(module.apply({"params": params}, z, method="decode"), x)
+            return likelihood.log_prob(apply(params, z, method="decode"), x)
 
         return fn
 
-    def elbo(params, key, x, beta):
+    def analytic_elbo(params, key, x, beta):
         value, aux = bounds.elbo(key, x, encoder(params), log_likelihood(params), beta=beta)
         return value, {"reconstruction": aux["reconstruction"], "kl": aux["kl"]}
+
+    def monte_carlo_elbo(params, key, x, beta):
+        # log q(z_T | x) has no closed-form KL to N(0, I): both terms at the one sample z_T.
+        z, log_q = sample_and_log_q(params, key, x, 1)
+        reconstruction = log_likelihood(params)(x, z[0])
+        kl = log_q[0] - standard_normal_log_prob(z[0], 1)
+        return reconstruction - beta * kl, {"reconstruction": reconstruction, "kl": kl}
 
     def iwae(params, key, x, k, gradient):
         value, aux = bounds.iwae_bound(
@@ -84,11 +171,10 @@ def latent_variable_model(module: VAE, likelihood: Likelihood) -> LatentVariable
         return value, {"ess": aux["ess"]}
 
     def sample_and_log_q(params, key, x, k):
-        mean, log_std = encoder(params)(x)
-        eps = jax.random.normal(key, (k, *mean.shape), mean.dtype)
-        return mean + jnp.exp(log_std) * eps, standard_normal_log_prob(eps, 1) - jnp.sum(
-            log_std, -1
-        )
+        # The dtype of the encoder's outputs, as the ELBO and IWAE bounds draw their noise.
+        dtype = jnp.result_type(x, *jax.tree.leaves(params))
+        eps = jax.random.normal(key, (k, x.shape[0], module.latent_dim), dtype)
+        return apply(params, x, eps, method="posterior")
 
     def log_joint(params, x, z):
         k, n = z.shape[:2]
@@ -98,21 +184,43 @@ def latent_variable_model(module: VAE, likelihood: Likelihood) -> LatentVariable
 
     def decode_prior(params, key, n):
         z = jax.random.normal(key, (n, module.latent_dim))
-        return module.apply({"params": params}, z, method="decode")
+        return apply(params, z, method="decode")
 
     def init(key, x):
         return module.init(key, x)["params"]
 
-    return LatentVariableModel(init, elbo, iwae, sample_and_log_q, log_joint, decode_prior)
+    if module.iaf_steps:
+        return LatentVariableModel(
+            init, monte_carlo_elbo, None, sample_and_log_q, log_joint, decode_prior
+        )
+    return LatentVariableModel(init, analytic_elbo, iwae, sample_and_log_q, log_joint, decode_prior)
 
 
 def make(config, event_shape: tuple[int, ...]) -> Trainer:
-    """A Trainer for the VAE of ``config.model`` (``latent_dim``, ``hidden_sizes``, ``decoder``
-    and the training fields of :func:`jgen.models.latent_variable.make_trainer`)."""
+    """A Trainer for the VAE of ``config.model`` (``latent_dim``, ``hidden_sizes``, ``decoder``,
+    the IAF posterior's ``iaf_steps`` (0: none), ``iaf_context`` and ``iaf_hidden``, and the
+    training fields of :func:`jgen.models.latent_variable.make_trainer`).
+
+    Raises:
+      ValueError: naming the field when ``latent_dim``, ``iaf_steps``, ``iaf_context`` or a width
+        of ``iaf_hidden`` is not an integer in range (and as ``make_trainer`` and
+        ``likelihood_from_config`` do).
+    """
     mc = config.model
     check_int("model.latent_dim", mc.latent_dim)
+    check_int("model.iaf_steps", mc.iaf_steps, minimum=0)
+    if mc.iaf_steps:
+        check_int("model.iaf_context", mc.iaf_context)
+        for i, width in enumerate(mc.iaf_hidden):
+            check_int(f"model.iaf_hidden[{i}]", width)
     likelihood = likelihood_from_config(mc, config.data.num_levels)
     module = VAE(
-        tuple(event_shape), mc.latent_dim, tuple(mc.hidden_sizes), likelihood.outputs_per_dim
+        tuple(event_shape),
+        mc.latent_dim,
+        tuple(mc.hidden_sizes),
+        likelihood.outputs_per_dim,
+        iaf_steps=mc.iaf_steps,
+        iaf_context=mc.iaf_context,
+        iaf_hidden=tuple(mc.iaf_hidden),
     )
     return make_trainer(config, event_shape, latent_variable_model(module, likelihood), likelihood)

@@ -10,8 +10,17 @@ output ``i`` has the degree of input ``i``. A connection is kept when
 
 so output ``i`` depends only on the inputs of degree ``< m(i)``: those generated before ``i``.
 
+An optional context ``c`` (a conditioning vector per example) enters every layer, the output
+layer included, through an unmasked dense map: ``a_l = h_{l-1} @ (W_l * M_l) + c @ V_l + b_l``.
+``c`` is not one of the ordered variables, so any unit may depend on it and the autoregressive
+property in ``x`` is kept; feeding the output layer too makes the first variable in the ordering,
+which sees no input, a function of ``c``. The IAF of Kingma et al. 2016 conditions its
+autoregressive networks on the encoder's context ``h`` this way (their first layer; every layer
+here).
+
 Germain, Gregor, Murray & Larochelle 2015, "MADE: Masked Autoencoder for Distribution
-Estimation".
+Estimation"; Kingma, Salimans, Jozefowicz, Chen, Sutskever & Welling 2016, "Improved Variational
+Inference with Inverse Autoregressive Flow" (the context).
 """
 
 from collections.abc import Callable, Sequence
@@ -128,9 +137,15 @@ class MaskedDense(nn.Module):
         return y
 
 
+def alternating_orderings(dim: int, num_layers: int) -> list:
+    """MADE orderings for a stack: natural, reversed, natural, ... (the MAF paper's reversals)."""
+    return ["natural" if i % 2 == 0 else tuple(range(dim))[::-1] for i in range(num_layers)]
+
+
 class MADE(nn.Module):
-    """``x (n, d) -> (n, d, num_params_per_dim)`` with output ``[:, i]`` a function of the
-    inputs generated before ``i`` only (module docstring).
+    """``(x (n, d), context (n, c) | None) -> (n, d, num_params_per_dim)`` with output ``[:, i]``
+    a function of the inputs generated before ``i`` (and of the context) only (module
+    docstring).
 
     Attributes:
       hidden_sizes: widths of the masked hidden layers (at least ``d - 1`` each to allow every
@@ -149,19 +164,50 @@ class MADE(nn.Module):
     zero_init_output: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, context: jax.Array | None = None) -> jax.Array:
+        """The autoregressive outputs of ``x``.
+
+        Args:
+          x: ``(n, d)`` the ordered variables.
+          context: ``(n, c)`` or None; added to every layer's pre-activation through an
+            unmasked dense map without bias (``context_l``, initialised as that layer's kernel,
+            so with ``zero_init_output`` the outputs still start at zero). Without it a MADE has
+            exactly the parameters and outputs it has without context support.
+
+        Returns:
+          ``(n, d, num_params_per_dim)``.
+
+        Raises:
+          ValueError: naming ``x`` or ``context`` when their shapes are not ``(n, d)`` and
+            ``(n, c)``, or ``num_params_per_dim`` when it is not a positive integer.
+        """
         if x.ndim != 2:
             raise ValueError(f"x must have shape (n, d); got shape {x.shape}")
+        if context is not None and (context.ndim != 2 or context.shape[0] != x.shape[0]):
+            raise ValueError(
+                f"context must have shape ({x.shape[0]}, c) (one row per row of x); "
+                f"got shape {context.shape}"
+            )
         check_int("num_params_per_dim", self.num_params_per_dim)
         dim = x.shape[-1]
         order = resolve_ordering(self.ordering, dim)
         masks = made_masks(order, self.hidden_sizes)
-        h = x
-        for width, mask in zip(self.hidden_sizes, masks[:-1], strict=True):
-            h = self.activation(MaskedDense(width, mask)(h))
         per_dim = self.num_params_per_dim
         # Output column i * per_dim + p is parameter p of variable i: repeat each mask column.
         out_mask = np.repeat(masks[-1], per_dim, axis=1)
-        init = nn.initializers.zeros if self.zero_init_output else nn.initializers.lecun_normal()
-        out = MaskedDense(dim * per_dim, out_mask, kernel_init=init)(h)
-        return out.reshape(x.shape[0], dim, per_dim)
+        out_init = (
+            nn.initializers.zeros if self.zero_init_output else nn.initializers.lecun_normal()
+        )
+        widths = [*self.hidden_sizes, dim * per_dim]
+        layer_masks = [*masks[:-1], out_mask]
+        inits = [nn.initializers.lecun_normal()] * len(self.hidden_sizes) + [out_init]
+        h = x
+        for layer, (width, mask, init) in enumerate(zip(widths, layer_masks, inits, strict=True)):
+            a = MaskedDense(width, mask, kernel_init=init)(h)
+            if context is not None:
+                context_map = nn.Dense(
+                    width, use_bias=False, kernel_init=init, name=f"context_{layer}"
+                )
+                a = a + context_map(context)
+            h = self.activation(a) if layer < len(self.hidden_sizes) else a
+        return h.reshape(x.shape[0], dim, per_dim)

@@ -49,6 +49,7 @@ VARIANTS = [
     ("flow_mnist.py", "glow,smoke"),
     ("vae_digits.py", "continuous,dreg50,smoke"),
     ("vae_digits.py", "ladder,iwae5,smoke"),
+    ("vae_digits.py", "binary,iaf,smoke"),
     ("vqvae_digits.py", "binary,loss,smoke"),
     ("vae_mnist.py", "mnist,smoke"),
 ]

@@ -112,3 +112,51 @@ def test_bad_mask_arguments_raise():
         made_masks([0, 1, 2], (4, 0))
     with pytest.raises(ValueError, match="mask"):
         MaskedDense(3, np.ones((4, 3))).init(jax.random.key(0), jnp.zeros((1, 2)))
+
+
+@pytest.mark.parametrize("hidden_sizes", [(), (8, 6)])
+def test_context_keeps_the_autoregressive_property_and_changes_the_outputs(x64, hidden_sizes):
+    dim, num_params, n, c = 5, 2, 3, 4
+    ordering = (3, 0, 4, 1, 2)
+    made = MADE(hidden_sizes, num_params_per_dim=num_params, ordering=ordering)
+    x = jax.random.normal(jax.random.key(0), (n, dim))
+    contexts = jax.random.normal(jax.random.key(1), (2, n, c))
+    # Every parameter from N(0, 0.5^2), drawn with numpy from the shapes: compiling Flax's
+    # initialisers would cost more than the test.
+    rng = np.random.default_rng(2)
+    shapes = jax.eval_shape(made.init, jax.random.key(0), x, contexts[0])
+    params = jax.tree.map(lambda s: jnp.asarray(rng.normal(0.0, 0.5, s.shape)), shapes)
+    without = {"params": {k: v for k, v in params["params"].items() if "context" not in k}}
+
+    @jax.jit
+    def jacobians_and_outputs(x, contexts):
+        def single(v, h):
+            return made.apply(params, v[None], h[None])[0]
+
+        jac = jax.vmap(jax.vmap(jax.jacfwd(single, argnums=(0, 1))), in_axes=(None, 0))
+        zero_context = made.apply(params, x, jnp.zeros((n, c)))
+        return jac(x, contexts), zero_context, made.apply(without, x)  # jac: (2, n, d, P, d | c)
+
+    (jac_x, jac_c), zero_context, no_context = jacobians_and_outputs(x, contexts)
+    jac_x = np.asarray(jac_x)[:, :, list(ordering)][..., list(ordering)]  # in generation order
+    upper = np.triu(np.ones((dim, dim), bool))  # diagonal included
+    for p in range(num_params):
+        np.testing.assert_array_equal(jac_x[:, :, :, p][:, :, upper], 0.0)
+        if hidden_sizes:  # widths >= d - 1: every allowed dependence is present
+            assert np.all(jac_x[:, :, :, p][:, :, ~upper] != 0.0)
+    # Every output, the first in the ordering included, depends on the context.
+    assert np.all(np.abs(np.asarray(jac_c)).sum(-1) > 0.0)
+    # The context maps have no bias: a zero context is no context.
+    np.testing.assert_array_equal(zero_context, no_context)
+
+
+def test_context_map_starts_at_zero_with_a_zero_output_layer():
+    made = MADE((), num_params_per_dim=2, zero_init_output=True)
+    x, context = jnp.ones((2, 3)), jnp.ones((2, 4))
+    assert np.all(made.apply(made.init(jax.random.key(0), x, context), x, context) == 0.0)
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (2,), (2, 4, 1)])
+def test_bad_context_raises_a_value_error_naming_it(shape):
+    with pytest.raises(ValueError, match=r"context must have shape \(2, c\)"):
+        MADE((4,)).init(jax.random.key(0), jnp.zeros((2, 3)), jnp.zeros(shape))
