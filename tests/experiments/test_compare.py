@@ -56,7 +56,7 @@ def test_kde_row_is_the_parzen_density_plus_the_dequantization_term(table):
 
 def test_unknown_model_names_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="--only takes names from"):
-        compare.main(["--only", "VAE", "--out", str(tmp_path / "r.md")])
+        compare.main(["--only", "DALL-E", "--out", str(tmp_path / "r.md")])
 
 
 def test_merge_replaces_rows_by_name_and_keeps_the_others():
