@@ -116,7 +116,8 @@ def _trained(config, workdir: str) -> tuple[object, object, float, dict]:
 
 def trainer_entry(get_config, arg: str, nll_metric: str, estimator: str, binary: bool = False):
     """A row for an experiment config ``get_config(arg)``, trained through the experiment layer;
-    its test NLL is the final metric ``test/<nll_metric>``."""
+    its test NLL is the final metric ``test/<nll_metric>``; ``estimator`` may name config fields
+    (``str.format`` with ``config``)."""
 
     def fit(workdir: str, smoke: bool) -> Fitted:
         config = get_config(arg + (",smoke" if smoke else ""))
@@ -127,7 +128,7 @@ def trainer_entry(get_config, arg: str, nll_metric: str, estimator: str, binary:
             seconds,
             lambda key, n: sample(state, key, n),
             final[f"test/{nll_metric}"],
-            estimator,
+            estimator.format(config=config),
             (lambda x: x) if binary else digits_classifier.from_dequantized,
             "binary" if binary else "clean",
         )
@@ -142,8 +143,9 @@ def flow_entry(family: str):
 
 
 def vae_entry(arg: str):
-    """A VAE-family row on the binary digits; NLL by importance sampling (k = 5000)."""
-    return trainer_entry(vae_digits.get_config, arg, "nll", "IS (k=5000)", binary=True)
+    """A VAE-family row on the binary digits; NLL by importance sampling."""
+    estimator = "IS (k={config.model.eval_samples})"
+    return trainer_entry(vae_digits.get_config, arg, "nll", estimator, binary=True)
 
 
 def flow_coverage(family: str) -> Callable[[str, str, bool], np.ndarray]:

@@ -1,4 +1,5 @@
-"""The comparison table: one smoke run through a flow, the KDE and the Bernoulli mixture, with the
+"""The comparison table: one smoke run through a VAE (a trained config, restored from its best
+validation state), a GMM (with 2-D mode coverage) and the KDE, with the
 KDE row checked against a direct computation."""
 
 import math
@@ -15,7 +16,7 @@ from jgen.data import digits
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare") / "RESULTS.md"
-    names = "RealNVP,KDE,Bernoulli mixture"
+    names = "VAE,GMM (full),KDE"
     workdir = str(out.parent / "runs")
     text = compare.main(["--smoke", "--only", names, "--workdir", workdir, "--out", str(out)])
     assert out.read_text() == text
@@ -28,12 +29,13 @@ def _row(table: str, model: str) -> list[str]:
 
 
 def test_every_requested_model_and_the_data_floor_have_a_row(table):
-    for model in ("training digits (clean)", "training digits (binary)", "RealNVP", "KDE"):
+    for model in ("training digits (clean)", "training digits (binary)", "VAE", "KDE"):
         row = _row(table, model)
         assert len(row) == 11
         assert math.isfinite(float(row[8])) and float(row[8]) > 0  # FID
     assert "SMOKE" in table
-    assert re.search(r"ring8 \d/8, \d+% hq; grid25 \d+/25", _row(table, "RealNVP")[10])
+    assert re.search(r"ring8 \d/8, \d+% hq; grid25 \d+/25", _row(table, "GMM (full)")[10])
+    assert _row(table, "VAE")[7] == "IS (k=20)"  # the smoke config's importance samples
 
 
 def test_kde_row_is_the_parzen_density_plus_the_dequantization_term(table):

@@ -51,7 +51,6 @@ VARIANTS = [
     ("vae_digits.py", "ladder,iwae5,smoke"),
     ("vae_digits.py", "binary,iaf,smoke"),
     ("vqvae_digits.py", "binary,loss,smoke"),
-    ("vae_mnist.py", "mnist,smoke"),
 ]
 SMOKE_RUNS = [(p, "smoke") for p in CONFIGS] + [
     (os.path.join(runs.ROOT, "experiments/configs", name), arg) for name, arg in VARIANTS
