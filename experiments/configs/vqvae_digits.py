@@ -9,7 +9,7 @@ restarts) or ``loss`` (codebook learned by its loss term). A 4x4 grid of codes f
 
 import ml_collections
 
-from experiments.configs import default
+from experiments.configs import default, vae_digits
 
 VARIANTS = {"continuous": dict(decoder="logistic"), "binary": dict(decoder="bernoulli")}
 UPDATES = ("ema", "loss")
@@ -41,17 +41,5 @@ def get_config(arg: str | None = None):
             )
         )
     c.model.lock()
-    c.data.source, c.data.name = "digits", "digits"
-    if variant == "binary":
-        c.data.variant = "binary"
-    else:
-        c.data.num_levels = 17
-    c.optim.learning_rate = 1e-3
-    c.train.num_steps = 5_000
-    c.train.batch_size = 128
-    c.train.eval_batch_size = 128
-    c.train.eval_every = 500
-    c.train.select_metric = "nll"  # 1000 training images: keep the best validation state
-    c.train.sample_every = 0
-    c.train.num_samples = 64
+    vae_digits.digits_training(c, binary=variant == "binary")
     return default.shrink_for_smoke(c) if "smoke" in parts else c
