@@ -9,9 +9,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def save_samples(path: str, samples: np.ndarray, reference: np.ndarray | None = None) -> None:
+def save_samples(
+    path: str, samples: np.ndarray, reference: np.ndarray | None = None, cols: int | None = None
+) -> None:
     """Saves samples ``(n, 2)`` as a scatter (beside ``reference`` data when given), or samples
-    ``(n, H, W)`` / ``(n, H, W, C)`` with values in [0, 1] as an image grid."""
+    ``(n, H, W)`` / ``(n, H, W, C)`` with values in [0, 1] as an image grid of ``cols`` columns
+    (default: as square as possible)."""
     samples = np.asarray(samples)
     if samples.ndim == 2 and samples.shape[1] == 2:
         panels = [("model samples", samples)]
@@ -25,7 +28,7 @@ def save_samples(path: str, samples: np.ndarray, reference: np.ndarray | None = 
             ax.set(title=title, xlim=lims[:, 0], ylim=lims[:, 1], aspect="equal")
     else:
         images = np.clip(samples, 0.0, 1.0)
-        cols = math.ceil(math.sqrt(len(images)))
+        cols = cols or math.ceil(math.sqrt(len(images)))
         rows = math.ceil(len(images) / cols)
         fig, axes = plt.subplots(rows, cols, figsize=(cols, rows), squeeze=False)
         for ax in axes.flat:
