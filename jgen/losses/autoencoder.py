@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgen.checks import check_batch, check_choice, check_positive, is_traced
+from jgen.losses.elbo import bernoulli_log_likelihood
 from jgen.types import Array, PRNGKey
 
 RECONSTRUCTIONS = ("squared", "bernoulli")
@@ -34,11 +35,6 @@ def _check_batch(name: str, x) -> tuple[int, ...]:
         raise ValueError(f"{name} must be a batch of shape (B, *event); got shape {shape}")
     check_batch(name, x, shape[1:])
     return shape
-
-
-def _bernoulli_nll(logits: Array, x: Array) -> Array:
-    """``-log Bern(x; sigmoid(l)) = softplus(l) - x l`` elementwise; stable for any ``|l|``."""
-    return jax.nn.softplus(logits) - x * logits
 
 
 def reconstruction_loss(x: Array, x_hat: Array, *, kind: str = "squared") -> Array:
@@ -68,8 +64,9 @@ def reconstruction_loss(x: Array, x_hat: Array, *, kind: str = "squared") -> Arr
         raise ValueError(
             f"x_hat must have the shape of x {shape}; got shape {tuple(np.shape(x_hat))}"
         )
-    error = (x - x_hat) ** 2 if kind == "squared" else _bernoulli_nll(x_hat, x)
-    return jnp.sum(error.reshape(shape[0], -1), axis=1)
+    if kind == "bernoulli":
+        return -bernoulli_log_likelihood(x_hat, x)
+    return jnp.sum(((x - x_hat) ** 2).reshape(shape[0], -1), axis=1)
 
 
 def _encode_decode_loss(x_in, x, encode, decode, kind) -> tuple[Array, dict[str, Array]]:
