@@ -5,11 +5,17 @@ import os
 
 from experiments import datasets
 from jgen.checks import check_choice
-from jgen.models import flow, hvae, vae, vqvae
+from jgen.models import autoregressive, flow, hvae, vae, vqvae
 from jgen.train import parallel
 from jgen.train.loop import train_and_evaluate
 
-MODELS = {"flow": flow.make, "vae": vae.make, "hvae": hvae.make, "vqvae": vqvae.make}
+MODELS = {
+    "flow": flow.make,
+    "vae": vae.make,
+    "hvae": hvae.make,
+    "vqvae": vqvae.make,
+    "autoregressive": autoregressive.make,
+}
 
 
 def run(config, workdir: str) -> dict:

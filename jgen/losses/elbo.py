@@ -209,6 +209,23 @@ def discretized_logistic_log_likelihood(
     _check_batched("x", x)
     _check_same_shape("mean", mean, "x", x)
     _check_broadcasts_to("log_scale", log_scale, "x", x)
+    return _sum_event(discretized_logistic_log_mass(x, mean, log_scale, num_levels))
+
+
+def discretized_logistic_log_mass(
+    x: Array, mean: Array, log_scale: Array, num_levels: int
+) -> Array:
+    """Elementwise log bin mass of :func:`discretized_logistic_log_likelihood` (same formula and
+    data convention), unchecked and not summed: the piece that mixtures of discretised logistics
+    (:func:`jgen.losses.autoregressive.discretized_logistic_mixture_log_likelihood`) share.
+
+    Args:
+      x, mean, log_scale: arrays that broadcast together; ``x`` on the ``[-1, 1]`` grid.
+      num_levels: ``K >= 2``.
+
+    Returns:
+      ``log P(x)`` elementwise, the broadcast shape.
+    """
     half_width = 1.0 / (num_levels - 1)
     inv_scale = jnp.exp(-log_scale)
     a = (x - mean + half_width) * inv_scale
@@ -217,12 +234,11 @@ def discretized_logistic_log_likelihood(
     lowest = x < -1.0 + half_width
     highest = x > 1.0 - half_width
     zero = jnp.zeros_like(a)
-    log_mass = (
+    return (
         jnp.where(highest, zero, jax.nn.log_sigmoid(a))
         + jnp.where(lowest, zero, jax.nn.log_sigmoid(-b))
         + jnp.where(lowest | highest, zero, _log1mexp(a - b))
     )
-    return _sum_event(log_mass)
 
 
 # --------------------------------------------------------------------------------------------
