@@ -7,8 +7,8 @@ conditional models); otherwise it is the array of images alone.
 import jax
 import numpy as np
 
-from jgen.checks import check_choice
-from jgen.data import digits, tfds_sources, toy2d
+from jgen.checks import check_choice, check_int
+from jgen.data import digits, text, tfds_sources, toy2d
 from jgen.data.batching import take
 from jgen.data.dataset import Dataset, num_examples
 
@@ -103,7 +103,34 @@ def tfds_dataset(data_config, seed: int) -> Dataset:
     )
 
 
-DATASETS = {"toy2d": toy_dataset, "digits": digits_dataset, "tfds": tfds_dataset}
+def text_dataset(data_config, seed: int) -> Dataset:
+    """The shipped character corpus (``jgen.data.text``) as int32 token chunks
+    ``(n, data.seq_len)``, each split truncated to the configured number of chunks;
+    ``data.num_levels`` must be the vocabulary size. Samples are decoded back to text."""
+    del seed
+    _check_labels_exist(data_config, has_labels=False)
+    check_int("data.seq_len", data_config.seq_len)
+    vocab = text.vocabulary(text.load_text())
+    if data_config.num_levels != len(vocab):
+        raise ValueError(
+            f"data.num_levels must be the vocabulary size {len(vocab)} for data.source='text'; "
+            f"got {data_config.num_levels}"
+        )
+    limits = {
+        "train": data_config.num_train,
+        "validation": data_config.num_validation,
+        "test": data_config.num_test,
+    }
+    splits = {s: text.load(s, data_config.seq_len)[0][:n] for s, n in limits.items()}
+    return Dataset(**splits, decode=lambda tokens: [text.decode(t, vocab) for t in tokens])
+
+
+DATASETS = {
+    "toy2d": toy_dataset,
+    "digits": digits_dataset,
+    "tfds": tfds_dataset,
+    "text": text_dataset,
+}
 
 
 def load(data_config, seed: int) -> Dataset:

@@ -42,7 +42,9 @@ def run(config, workdir: str) -> dict:
 def summary(final: dict, workdir: str) -> str:
     """A human-readable report of a finished run: the final metrics and where the files are."""
     lines = [f"Run directory: {os.path.abspath(workdir)}"]
-    for name in ("samples.png", "loss.png", "metrics.jsonl", "tensorboard", "checkpoints"):
+    text = os.path.exists(os.path.join(workdir, "samples.txt"))
+    samples = "samples.txt" if text else "samples.png"
+    for name in (samples, "loss.png", "metrics.jsonl", "tensorboard", "checkpoints"):
         lines.append(f"  {name:<14} {os.path.join(workdir, name)}")
     lines.append("Final metrics:")
     lines += [f"  {k:<28} {v:.4f}" for k, v in final.items()]

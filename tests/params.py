@@ -2,6 +2,7 @@
 identity, which would make a bijector test vacuous."""
 
 import jax
+import numpy as np
 
 
 def add_noise(params, key, scale: float):
@@ -30,3 +31,21 @@ def float64(tree):
         )
 
     return jax.tree.map(cast, tree)
+
+
+def random_params(module, *init_args, seed: int = 0, scale: float = 0.5, dtype=None):
+    """Variables of ``module.init(key, *init_args)`` with every leaf drawn from
+    ``N(0, scale^2)`` (as :func:`redraw`), with numpy from the shapes alone: running Flax's
+    initialisers op by op, or compiling them (an orthogonal init does a QR), costs more than the
+    tests that use the parameters. ``dtype`` as in :func:`random_like`."""
+    shapes = jax.eval_shape(module.init, jax.random.key(0), *init_args)
+    return random_like(shapes, seed=seed, scale=scale, dtype=dtype)
+
+
+def random_like(shapes, seed: int = 0, scale: float = 0.5, dtype=None):
+    """A pytree shaped like ``shapes`` (arrays or ``jax.ShapeDtypeStruct``s) with every leaf
+    drawn from ``N(0, scale^2)`` by numpy, as ``dtype`` (default: the default float, float64
+    under the ``x64`` fixture)."""
+    rng = np.random.default_rng(seed)
+    dtype = dtype or jax.numpy.asarray(0.0).dtype
+    return jax.tree.map(lambda s: jax.numpy.asarray(rng.normal(0.0, scale, s.shape), dtype), shapes)

@@ -14,7 +14,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     # source: toy2d | digits | tfds. num_levels > 0 marks dequantized data scaled to [0, 1).
     # labels: splits become {"x": images, "y": int32 class labels} for conditional models
-    # (digits, and tfds mnist / fashion_mnist / cifar10).
+    # (digits, and tfds mnist / fashion_mnist / cifar10). source="text": the shipped character
+    # corpus in chunks of seq_len characters (num_levels = the vocabulary size).
     c.data = ml_collections.ConfigDict(
         dict(
             source="toy2d",
@@ -25,6 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             num_test=20_000,
             num_levels=0,
             labels=False,
+            seq_len=0,
         )
     )
     # flow: a family of jgen.models.flow.FAMILIES. num_layers counts couplings / MADE layers /

@@ -6,7 +6,7 @@ batching, sharding and evaluation code treat both alike, leaf by leaf (an array 
 one leaf); ``x`` (the array itself, or the ``"x"`` entry of a mapping) is what the model generates.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -91,12 +91,15 @@ class Dataset(NamedTuple):
       test: evaluated once, at the end.
       reference: numbers a model is compared with, e.g. ``{"test/true_entropy": H}`` where the
         data's true log-density is known (the test-set mean of ``-log p_data``).
+    decode: for token data (text), ``samples (n, L) -> list of n strings``; the loop then writes
+        samples as ``samples.txt`` instead of an image.
     """
 
     train: Split
     validation: Split
     test: Split
     reference: Mapping[str, float] = {}
+    decode: Callable[[np.ndarray], list[str]] | None = None
 
     @property
     def event_shape(self) -> tuple[int, ...]:

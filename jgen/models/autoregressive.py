@@ -43,7 +43,11 @@ from jgen.checks import check_batch, check_choice, check_int, check_positive
 from jgen.data.dataset import inputs as split_inputs
 from jgen.losses import autoregressive as ar_losses
 from jgen.losses.likelihood import bits_per_dim
-from jgen.nets.masked import MADE
+from jgen.nets.masked import MADE, OrderAgnosticMADE
+from jgen.nets.pixelcnn import GatedPixelCNN, PixelCNN
+from jgen.nets.recurrent import RecurrentLM
+from jgen.nets.transformer import CausalTransformer
+from jgen.nets.wavenet import WaveNet
 from jgen.samplers import autoregressive as ar_samplers
 from jgen.train.optim import optimizer_from_config
 from jgen.train.state import create_state, eval_params, make_step
@@ -184,13 +188,92 @@ def _one_hot_sequence(num_levels):
 
 
 def made_network(mc, event_shape, num_params, num_levels) -> Network:
-    """MADE over the flattened event (Germain et al. 2015), inputs on the ``[-1, 1]`` grid."""
-    module = MADE(tuple(mc.hidden_sizes), num_params_per_dim=num_params)
+    """MADE over the flattened event (Germain et al. 2015), inputs on the ``[-1, 1]`` grid;
+    with ``model.num_masks > 1`` order- and connectivity-agnostic (``OrderAgnosticMADE``, mask
+    set 0 the natural order with MADE's fixed degrees)."""
     dim = math.prod(event_shape)
-    return Network(module, _grid_flat(num_levels), orderings=np.arange(dim)[None])
+    check_int("model.num_masks", mc.num_masks)
+    if mc.num_masks == 1:
+        module = MADE(tuple(mc.hidden_sizes), num_params_per_dim=num_params)
+        return Network(module, _grid_flat(num_levels), orderings=np.arange(dim)[None])
+    module = OrderAgnosticMADE(
+        tuple(mc.hidden_sizes),
+        num_params_per_dim=num_params,
+        num_masks=mc.num_masks,
+        mask_seed=mc.mask_seed,
+    )
+    return Network(
+        module, _grid_flat(num_levels), num_masks=mc.num_masks, orderings=module.orderings(dim)
+    )
 
 
-NETWORKS = {"made": made_network}
+def _image_shape(event_shape) -> tuple[int, int, int]:
+    """``(H, W, C)`` of image events ``(H, W)`` or ``(H, W, C)``."""
+    if len(event_shape) not in (2, 3):
+        raise ValueError(
+            f"a PixelCNN models images of shape (H, W) or (H, W, C); got event shape {event_shape}"
+        )
+    return (*event_shape, 1)[:3]
+
+
+def _pixelcnn_network(module_class):
+    def build(mc, event_shape, num_params, num_levels) -> Network:
+        height, width, channels = _image_shape(event_shape)
+        module = module_class(
+            num_params,
+            channels,
+            features=mc.features,
+            num_layers=mc.num_layers,
+            kernel_size=mc.kernel_size,
+        )
+
+        def encode(tokens):
+            return ar_losses.tokens_to_grid(tokens, num_levels).reshape(
+                tokens.shape[0], height, width, channels
+            )
+
+        return Network(module, encode)
+
+    return build
+
+
+def _sequence_network(module_factory):
+    """Networks over one-hot sequences (images flattened in raster order); cached when the
+    module has ``decode_step``."""
+
+    def build(mc, event_shape, num_params, num_levels) -> Network:
+        module = module_factory(mc, num_params, math.prod(event_shape))
+        return Network(
+            module,
+            _one_hot_sequence(num_levels),
+            encode_token=lambda t: jax.nn.one_hot(t, num_levels),
+            cached=hasattr(module, "decode_step"),
+        )
+
+    return build
+
+
+NETWORKS = {
+    "made": made_network,
+    "pixelcnn": _pixelcnn_network(PixelCNN),
+    "gated_pixelcnn": _pixelcnn_network(GatedPixelCNN),
+    "transformer": _sequence_network(
+        lambda mc, p, length: CausalTransformer(
+            p, length, num_layers=mc.num_layers, num_heads=mc.num_heads, model_dim=mc.model_dim
+        )
+    ),
+    "lstm": _sequence_network(
+        lambda mc, p, length: RecurrentLM(p, "lstm", mc.hidden_size, mc.num_layers)
+    ),
+    "gru": _sequence_network(
+        lambda mc, p, length: RecurrentLM(p, "gru", mc.hidden_size, mc.num_layers)
+    ),
+    "wavenet": _sequence_network(
+        lambda mc, p, length: WaveNet(
+            p, mc.features, tuple(mc.dilations), mc.kernel_size, num_stacks=1
+        )
+    ),
+}
 """``model.network`` -> ``builder(model_config, event_shape, num_params, num_levels)``."""
 
 

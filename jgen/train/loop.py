@@ -63,6 +63,16 @@ def _mean_metrics(window: list[dict]) -> dict[str, float]:
     return {name: float(np.mean([m[name] for m in stacked])) for name in stacked[0]}
 
 
+def _save_samples(stem: str, samples: np.ndarray, data: Dataset, reference=None) -> None:
+    """``stem.txt`` (one decoded sample per line) for token data with a ``data.decode``, else
+    ``stem.png`` (scatter or image grid)."""
+    if data.decode is not None:
+        with open(stem + ".txt", "w") as f:
+            f.write("\n".join(repr(text) for text in data.decode(samples)) + "\n")
+    else:
+        plots.save_samples(stem + ".png", samples, reference)
+
+
 def _raise_if_bad(first_bad, last_saved: int | None) -> None:
     bad_step = int(first_bad)
     if bad_step >= 0:
@@ -96,8 +106,8 @@ def train_and_evaluate(config, workdir: str, *, trainer: Trainer, data: Dataset)
     ``num_steps``); ``selected_step`` says which.
 
     Writes into ``workdir``: ``checkpoints/``, ``best/`` (with ``select_metric``),
-    ``metrics.jsonl``, ``tensorboard/``, ``samples.png``, ``loss.png`` and
-    ``final_metrics.json``.
+    ``metrics.jsonl``, ``tensorboard/``, ``samples.png`` (``samples.txt`` for text),
+    ``loss.png`` and ``final_metrics.json``.
 
     Returns:
       The final metrics: ``test/*`` from ``trainer.evaluate`` on the test split, plus
@@ -184,8 +194,8 @@ def train_and_evaluate(config, workdir: str, *, trainer: Trainer, data: Dataset)
                 samples = sample(state, jax.random.fold_in(sample_key, done), tc.num_samples)
                 if is_chief:
                     os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-                    path = os.path.join(workdir, "samples", f"step_{done:07d}.png")
-                    plots.save_samples(path, np.asarray(samples))
+                    path = os.path.join(workdir, "samples", f"step_{done:07d}")
+                    _save_samples(path, np.asarray(samples), data)
             if done % tc.checkpoint_every == 0 or last:
                 _raise_if_bad(first_bad, last_saved)
                 checkpoint.save(manager, done, state)
@@ -207,7 +217,7 @@ def train_and_evaluate(config, workdir: str, *, trainer: Trainer, data: Dataset)
     if is_chief:
         x = inputs(data.train)
         reference = x[: tc.num_samples] if data.event_shape == (2,) else None
-        plots.save_samples(os.path.join(workdir, "samples.png"), samples, reference)
+        _save_samples(os.path.join(workdir, "samples"), samples, data, reference)
         plots.save_loss_curve(os.path.join(workdir, "loss.png"), read_metrics(workdir))
         with open(os.path.join(workdir, "final_metrics.json"), "w") as f:
             json.dump(final, f, indent=2)
