@@ -8,7 +8,9 @@ NETWORK: ``made`` (default), ``made_agnostic`` (MADE trained over 16 orderings a
 connectivities, evaluated as the ensemble of 16), ``pixelcnn``, ``gated_pixelcnn``,
 ``transformer`` (over the 64 pixels in raster order, sampled with its key/value cache).
 
-The state with the best validation NLL is kept (1000 training images are overfitted quickly).
+The state with the best validation NLL (evaluated every 100 steps) is kept: 1000 training images
+are overfitted within a few hundred steps (a 512-512 MADE's validation NLL rises from 21 nats at
+step 500 to 41 at step 5000); one hidden layer of 512 did best of the MADE sizes tried.
 """
 
 import ml_collections
@@ -17,8 +19,8 @@ from experiments.configs import default
 from experiments.configs.vae_digits import digits_training
 
 NETWORKS = {
-    "made": dict(network="made", hidden_sizes=(512, 512)),
-    "made_agnostic": dict(network="made", hidden_sizes=(512, 512), num_masks=16, eval_masks=16),
+    "made": dict(network="made", hidden_sizes=(512,)),
+    "made_agnostic": dict(network="made", hidden_sizes=(512,), num_masks=16, eval_masks=16),
     "pixelcnn": dict(network="pixelcnn", features=64, num_layers=6, kernel_size=3),
     "gated_pixelcnn": dict(network="gated_pixelcnn", features=64, num_layers=6, kernel_size=3),
     "transformer": dict(network="transformer", num_layers=4, num_heads=4, model_dim=128),
@@ -38,7 +40,7 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
         top_k=0,
         cached_sampling=True,
         num_classes=0,  # > 0: class-conditional on one_hot(y) (needs data.labels=True)
-        hidden_sizes=(512, 512),  # MADE
+        hidden_sizes=(512,),  # MADE
         num_masks=1,  # MADE: mask sets for order- and connectivity-agnostic training
         eval_masks=1,  # MADE: mask sets averaged in evaluation
         mask_seed=0,
@@ -69,6 +71,7 @@ def get_config(arg: str | None = None):
         c.model = model_config(**NETWORKS[network])
     c.model.lock()
     digits_training(c, binary=variant == "binary")
+    c.train.num_steps, c.train.eval_every = 4_000, 100  # evaluation is cheap: select finely
     if "smoke" in parts:
         c = default.shrink_for_smoke(c)
         c.model.hidden_sizes = (64, 64)

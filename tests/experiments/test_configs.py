@@ -41,7 +41,8 @@ def fake_tfds_dir(tmp_path_factory):
 
 # Config arguments beyond the default: families whose state goes through the loop's checkpoints
 # differently (Glow's fixed permutations, residual flows' spectral-norm vectors, a variational
-# dequantizer's parameters), and the other VAE decoder with the IWAE objective.
+# dequantizer's parameters), the other VAE decoder with the IWAE objective, and the
+# autoregressive pieces the default variants miss (mask sets, RGB logistic mixtures, WaveNet).
 VARIANTS = [
     ("flow_digits.py", "glow,smoke"),
     ("flow_toy2d.py", "moons,residual,smoke"),
@@ -51,6 +52,9 @@ VARIANTS = [
     ("vae_digits.py", "ladder,iwae5,smoke"),
     ("vae_digits.py", "binary,iaf,smoke"),
     ("vqvae_digits.py", "binary,loss,smoke"),
+    ("autoregressive_digits.py", "made_agnostic,smoke"),
+    ("autoregressive_images.py", "cifar10,smoke"),
+    ("char_lm.py", "wavenet,smoke"),
 ]
 SMOKE_RUNS = [(p, "smoke") for p in CONFIGS] + [
     (os.path.join(runs.ROOT, "experiments/configs", name), arg) for name, arg in VARIANTS
