@@ -21,8 +21,8 @@ from experiments.configs.vae_digits import digits_training
 NETWORKS = {
     "made": dict(network="made", hidden_sizes=(512,)),
     "made_agnostic": dict(network="made", hidden_sizes=(512,), num_masks=16, eval_masks=16),
-    "pixelcnn": dict(network="pixelcnn", features=64, num_layers=6, kernel_size=3),
-    "gated_pixelcnn": dict(network="gated_pixelcnn", features=64, num_layers=6, kernel_size=3),
+    "pixelcnn": dict(network="pixelcnn", features=32, num_layers=5, kernel_size=3),
+    "gated_pixelcnn": dict(network="gated_pixelcnn", features=32, num_layers=5, kernel_size=3),
     "transformer": dict(network="transformer", num_layers=4, num_heads=4, model_dim=128),
 }
 VARIANTS = ("binary", "levels17")
