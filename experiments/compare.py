@@ -39,7 +39,13 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from experiments import run as run_experiment  # noqa: E402
-from experiments.configs import flow_digits, flow_toy2d, vae_digits, vqvae_digits  # noqa: E402
+from experiments.configs import (  # noqa: E402
+    autoregressive_digits,
+    flow_digits,
+    flow_toy2d,
+    vae_digits,
+    vqvae_digits,
+)
 from jgen.data import digits, toy2d  # noqa: E402
 from jgen.data.batching import take  # noqa: E402
 from jgen.losses.likelihood import bits_per_dim, dequantized_nll  # noqa: E402
@@ -146,6 +152,14 @@ def vae_entry(arg: str):
     """A VAE-family row on the binary digits; NLL by importance sampling."""
     estimator = "IS (k={config.model.eval_samples})"
     return trainer_entry(vae_digits.get_config, arg, "nll", estimator, binary=True)
+
+
+def autoregressive_entry(arg: str):
+    """An autoregressive row on the digits (``autoregressive_digits.py:arg``); exact NLL."""
+    binary = arg.startswith("binary")
+    ensemble = "agnostic" in arg
+    estimator = "exact (ensemble of {config.model.eval_masks})" if ensemble else "exact"
+    return trainer_entry(autoregressive_digits.get_config, arg, "nll", estimator, binary=binary)
 
 
 def flow_coverage(family: str) -> Callable[[str, str, bool], np.ndarray]:
@@ -294,6 +308,13 @@ ENTRIES: dict[str, tuple[Callable, Callable | None]] = {
         None,
     ),
     "Bernoulli mixture": (bernoulli_mixture_entry, None),
+    "MADE": (autoregressive_entry("binary,made"), None),
+    "MADE (order-agnostic, 16 masks)": (autoregressive_entry("binary,made_agnostic"), None),
+    "PixelCNN": (autoregressive_entry("binary,pixelcnn"), None),
+    "gated PixelCNN": (autoregressive_entry("binary,gated_pixelcnn"), None),
+    "transformer (64 pixels)": (autoregressive_entry("binary,transformer"), None),
+    "MADE (17 levels)": (autoregressive_entry("levels17,made"), None),
+    "gated PixelCNN (17 levels)": (autoregressive_entry("levels17,gated_pixelcnn"), None),
 }
 
 

@@ -67,8 +67,8 @@ class Coding(NamedTuple):
     Attributes:
       num_levels: ``K``, the number of values of one element.
       to_tokens: data batch ``(n, *event)`` -> int32 tokens.
-      from_tokens: tokens -> data on the dataset's scale (binary 0/1, cell corners ``k / K``,
-        or the token ids of text).
+      from_tokens: tokens -> data on the dataset's scale (binary 0/1, cell centres
+        ``(k + 1/2) / K``, or the token ids of text).
     """
 
     num_levels: int
@@ -78,8 +78,10 @@ class Coding(NamedTuple):
 
 def data_coding(data_config) -> Coding:
     """The :class:`Coding` of ``data_config``: text ids as they are (``K = data.num_levels``, the
-    vocabulary size), ``round(K x)`` for data with ``data.num_levels = K`` (cell corners),
-    ``round(x)`` with ``K = 2`` for binary data."""
+    vocabulary size); for data with ``data.num_levels = K`` the level of the cell
+    ``[k / K, (k + 1) / K)`` that holds ``x``, ``floor(K x + 10^-3)``, so that the datasets' cell
+    corners and the samples' cell centres ``(k + 1/2) / K`` (the VAE's convention) both map to
+    ``k`` despite float rounding; ``round(x)`` with ``K = 2`` for binary data."""
     levels = data_config.num_levels
     if data_config.source == "text":
         check_int("data.num_levels (the vocabulary size)", levels, minimum=2)
@@ -88,8 +90,8 @@ def data_coding(data_config) -> Coding:
         check_int("data.num_levels", levels, minimum=2)
         return Coding(
             levels,
-            lambda x: jnp.clip(jnp.round(x * levels), 0, levels - 1).astype(jnp.int32),
-            lambda t: t.astype(jnp.float32) / levels,
+            lambda x: jnp.clip(jnp.floor(x * levels + 1e-3), 0, levels - 1).astype(jnp.int32),
+            lambda t: (t.astype(jnp.float32) + 0.5) / levels,
         )
     return Coding(2, lambda x: jnp.round(x).astype(jnp.int32), lambda t: t.astype(jnp.float32))
 

@@ -133,7 +133,11 @@ def test_trainer_reports_exact_nll_and_samples_on_the_data_scale():
     np.testing.assert_allclose(metrics["bits_per_dim"], metrics["nll"] / (4 * np.log(2)))
     samples = trainer.sample(state, jax.random.key(2), 6)
     assert samples.shape == (6, 4)
-    np.testing.assert_allclose(samples * 17, np.round(samples * 17), atol=1e-5)  # cell corners
+    np.testing.assert_allclose(samples * 17 - 0.5, np.round(samples * 17 - 0.5), atol=1e-5)
+    # Cell centres go back to their levels (the evaluation of samples gives finite NLLs).
+    np.testing.assert_array_equal(
+        autoregressive.data_coding(config.data).to_tokens(samples), np.round(samples * 17 - 0.5)
+    )
     state, step_metrics = jax.jit(trainer.step)(state, x, jax.random.key(3))
     assert np.isfinite(step_metrics["loss"])
 
@@ -161,3 +165,14 @@ def test_bad_configs_name_the_field():
         autoregressive.make(_config(num_levels=17, output="logistic_mixture", top_k=3), (4,))
     with pytest.raises(ValueError, match="data.num_levels"):
         autoregressive.make(_config(num_levels=0, source="text"), (4,))
+
+
+@pytest.mark.parametrize("num_levels", [17, 256])
+def test_cell_corners_and_centres_map_to_their_level(num_levels):
+    """The datasets store float32 corners ``k / K``, samples are centres ``(k + 1/2) / K``;
+    float rounding of ``K x`` must not move either to a neighbouring level."""
+    coding = autoregressive.data_coding(_config(num_levels=num_levels).data)
+    levels = np.arange(num_levels)
+    corners = (levels / np.float32(num_levels)).astype(np.float32)
+    np.testing.assert_array_equal(coding.to_tokens(jnp.asarray(corners)), levels)
+    np.testing.assert_array_equal(coding.to_tokens(coding.from_tokens(jnp.asarray(levels))), levels)
