@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/samplers.py
 	$(PY) benchmarks/flows.py
 	$(PY) benchmarks/metrics.py
+	$(PY) benchmarks/autoregressive.py
 
 compare: $(STAMP)
 	$(PY) experiments/compare.py --workdir=runs/compare --out=RESULTS.md
