@@ -64,10 +64,8 @@ CACHED_CASES = {
     ),
     "LSTM, 1 layer x 256": char_lm.NETWORKS["lstm"],
 }
-PIXELCNN = (
-    "gated PixelCNN, 6 layers x 64 features",
-    autoregressive_digits.NETWORKS["gated_pixelcnn"],
-)
+_GATED = autoregressive_digits.NETWORKS["gated_pixelcnn"]
+PIXELCNN = (f"gated PixelCNN, {_GATED['num_layers']} layers x {_GATED['features']} features", _GATED)
 
 
 def jitted_sampler(overrides: dict, num_levels: int, cached: bool):
