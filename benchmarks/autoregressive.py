@@ -65,7 +65,10 @@ CACHED_CASES = {
     "LSTM, 1 layer x 256": char_lm.NETWORKS["lstm"],
 }
 _GATED = autoregressive_digits.NETWORKS["gated_pixelcnn"]
-PIXELCNN = (f"gated PixelCNN, {_GATED['num_layers']} layers x {_GATED['features']} features", _GATED)
+PIXELCNN = (
+    f"gated PixelCNN, {_GATED['num_layers']} layers x {_GATED['features']} features",
+    _GATED,
+)
 
 
 def jitted_sampler(overrides: dict, num_levels: int, cached: bool):
