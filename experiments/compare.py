@@ -309,7 +309,7 @@ ENTRIES: dict[str, tuple[Callable, Callable | None]] = {
     ),
     "Bernoulli mixture": (bernoulli_mixture_entry, None),
     "MADE": (autoregressive_entry("binary,made"), None),
-    "MADE (order-agnostic, 16 masks)": (autoregressive_entry("binary,made_agnostic"), None),
+    "MADE (order-agnostic ensemble)": (autoregressive_entry("binary,made_agnostic"), None),
     "PixelCNN": (autoregressive_entry("binary,pixelcnn"), None),
     "gated PixelCNN": (autoregressive_entry("binary,gated_pixelcnn"), None),
     "transformer (64 pixels)": (autoregressive_entry("binary,transformer"), None),
