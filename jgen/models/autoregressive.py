@@ -39,8 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from jgen.checks import check_batch, check_choice, check_int, check_positive
-from jgen.data.dataset import inputs as split_inputs
+from jgen.checks import check_choice, check_int, check_positive
+from jgen.data.labels import class_context, split_batch
 from jgen.losses import autoregressive as ar_losses
 from jgen.losses.likelihood import bits_per_dim
 from jgen.nets.masked import MADE, OrderAgnosticMADE
@@ -351,18 +351,6 @@ def autoregressive_model(
     return AutoregressiveModel(init, outputs, log_prob, ensemble_log_prob, sample)
 
 
-def _split_batch(batch, num_classes: int):
-    """``(x, one_hot(y) or None)``; labelled batches are required exactly when conditional."""
-    if num_classes:
-        if not isinstance(batch, dict):
-            raise ValueError(
-                f"model.num_classes={num_classes} needs labelled batches {{'x', 'y'}} "
-                f"(data.labels=True); got an array of shape {np.shape(batch)}"
-            )
-        return batch["x"], jax.nn.one_hot(batch["y"], num_classes)
-    return split_inputs(batch), None
-
-
 def make(config, event_shape: tuple[int, ...]) -> Trainer:
     """A maximum-likelihood Trainer for the autoregressive model of ``config.model``.
 
@@ -393,8 +381,8 @@ def make(config, event_shape: tuple[int, ...]) -> Trainer:
         )
 
     def tokens_and_context(batch):
-        x, context = _split_batch(batch, num_classes)
-        check_batch("x", x, event_shape, floating=config.data.source != "text")
+        floating = config.data.source != "text"
+        x, context = split_batch(batch, event_shape, num_classes, floating=floating)
         return coding.to_tokens(x), context
 
     def loss_fn(params, batch, key):
@@ -411,7 +399,7 @@ def make(config, event_shape: tuple[int, ...]) -> Trainer:
         return create_state(model.init(key, tokens, context), optimizer, ema_decay)
 
     def sample(state, key, n):
-        context = jax.nn.one_hot(jnp.arange(n) % num_classes, num_classes) if num_classes else None
+        context = class_context(num_classes, n)
         return coding.from_tokens(model.sample(eval_params(state), key, n, context))
 
     def evaluate(state, batch, key):

@@ -6,6 +6,13 @@ of pure functions of the parameters. :func:`make_trainer` trains it by its ELBO 
 annealing) or by an IWAE bound, and evaluates the ELBO and the importance-sampled log-likelihood
 (Burda et al. 2016) in nats on the discrete data.
 
+Class-conditional models (``model.num_classes = C > 0``; Sohn, Lee & Yan 2015, "Learning
+structured output representation using deep conditional generative models"; Kingma, Rezende,
+Mohamed & Welling 2014, M2 on labelled data) model ``p(x | y)`` with every function taking the
+context ``c = one_hot(y, C)``: the batches are ``{"x", "y"}`` (``data.labels = True``; see
+:func:`jgen.data.labels.split_batch`), every bound and the importance-sampled NLL are those of
+``log p(x | y)``, and samples cycle through the classes, ``y_i = i mod C``.
+
 Decoders (``model.decoder``) and the data they model:
 
 * ``bernoulli``: binary data; exact discrete NLL.
@@ -19,6 +26,7 @@ Decoders (``model.decoder``) and the data they model:
   density itself.
 """
 
+import functools
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -27,7 +35,8 @@ import jax
 import jax.numpy as jnp
 
 from jgen.bijectors.dequantization import uniform_dequantize
-from jgen.checks import check_batch, check_choice, check_int, check_positive
+from jgen.checks import check_choice, check_int, check_positive
+from jgen.data.labels import class_context, split_batch
 from jgen.losses import elbo as bounds
 from jgen.losses.likelihood import bits_per_dim, dequantized_nll
 from jgen.metrics.importance import importance_log_likelihood
@@ -161,15 +170,24 @@ def data_view(decoder: str, num_levels: int, num_dims: int) -> DataView:
 class LatentVariableModel(NamedTuple):
     """A model ``p(z) p(x | z)`` with an amortised proposal ``q(z | x)``, as pure functions.
 
+    A class-conditional model (``num_classes = C > 0``) is ``p(z) p(x | z, c)`` with the proposal
+    ``q(z | x, c)``: every function then takes the context ``c = one_hot(y, C)`` ``(B, C)`` as its
+    last argument ``context`` (``(n, C)`` for ``decode_prior``), and its values are those of
+    ``p(x | c)``. Unconditional models (``num_classes = 0``) are called without it.
+
     Attributes:
-      init: ``(key, x) -> params``.
-      elbo: ``(params, key, x, beta) -> (value (B,), aux)``: the single-sample ELBO with ``beta``
-        weighting its KL terms (analytic where the model has them); ``aux`` holds ``[B]`` arrays.
-      iwae: ``(params, key, x, k, gradient) -> (value (B,), aux)``, the IWAE bound with ``k``
-        samples and ``gradient`` in :data:`GRADIENTS`; or None if the model has none.
-      sample_and_log_q: ``(params, key, x, k) -> (z (k, B, *latent), log q(z | x) (k, B))``.
-      log_joint: ``(params, x, z (k, B, *latent)) -> log p(x, z) (k, B)``.
-      decode_prior: ``(params, key, n) -> decoder outputs (n, *event, o)`` for ``z ~ p(z)``.
+      init: ``(key, x[, context]) -> params``.
+      elbo: ``(params, key, x, beta[, context]) -> (value (B,), aux)``: the single-sample ELBO
+        with ``beta`` weighting its KL terms (analytic where the model has them); ``aux`` holds
+        ``[B]`` arrays.
+      iwae: ``(params, key, x, k, gradient[, context]) -> (value (B,), aux)``, the IWAE bound
+        with ``k`` samples and ``gradient`` in :data:`GRADIENTS`; or None if the model has none.
+      sample_and_log_q: ``(params, key, x, k[, context]) -> (z (k, B, *latent),
+        log q(z | x) (k, B))``.
+      log_joint: ``(params, x, z (k, B, *latent)[, context]) -> log p(x, z) (k, B)``.
+      decode_prior: ``(params, key, n[, context]) -> decoder outputs (n, *event, o)`` for
+        ``z ~ p(z)``.
+      num_classes: ``C``, the size of the one-hot context the functions take (0: none).
     """
 
     init: Callable
@@ -178,13 +196,23 @@ class LatentVariableModel(NamedTuple):
     sample_and_log_q: Callable
     log_joint: Callable
     decode_prior: Callable
+    num_classes: int = 0
 
 
-def iwae_from_weights(model: LatentVariableModel, params: Params, key, x, k) -> tuple:
+def with_context(fn: Callable, context: Array | None) -> Callable:
+    """``fn`` with its ``context`` argument bound, or ``fn`` itself when ``context`` is None (an
+    unconditional model's functions take no context at all)."""
+    return fn if context is None else functools.partial(fn, context=context)
+
+
+def iwae_from_weights(
+    model: LatentVariableModel, params: Params, key, x, k, context: Array | None = None
+) -> tuple:
     """``log (1/k) Σ_j p(x, z_j) / q(z_j | x)`` from a model's proposal and joint (standard
-    reparameterised gradient), for models without a dedicated IWAE."""
-    z, log_q = model.sample_and_log_q(params, key, x, k)
-    log_w = model.log_joint(params, x, z) - log_q
+    reparameterised gradient), for models without a dedicated IWAE; conditional on ``context``
+    ``(B, C)`` when given."""
+    z, log_q = with_context(model.sample_and_log_q, context)(params, key, x, k)
+    log_w = with_context(model.log_joint, context)(params, x, z) - log_q
     value = jax.nn.logsumexp(log_w, axis=0) - math.log(k)
     weights = jax.nn.softmax(log_w, axis=0)
     return value, {"ess": 1.0 / jnp.sum(weights**2, axis=0)}
@@ -196,8 +224,8 @@ def make_trainer(config, event_shape: tuple[int, ...], model: LatentVariableMode
     Reads ``model``: ``objective`` (``elbo`` | ``iwae``), ``num_samples`` (IWAE's ``k``),
     ``gradient`` (``standard`` | ``dreg``, IWAE only), ``beta`` and ``kl_warmup_steps`` (linear
     annealing of ``beta`` from 0, Bowman et al. 2016; 0 disables), ``eval_samples`` and
-    ``eval_chunk`` (importance samples per test example and per scan step), ``decoder``; and
-    ``data.num_levels``.
+    ``eval_chunk`` (importance samples per test example and per scan step), ``decoder``,
+    ``num_classes`` (absent: 0); and ``data.num_levels``.
 
     ``evaluate`` returns per-example ``elbo_nll`` (``-ELBO``, one sample) and ``nll``
     (importance sampled with ``eval_samples`` proposals from the encoder; a stochastic upper
@@ -205,6 +233,16 @@ def make_trainer(config, event_shape: tuple[int, ...], model: LatentVariableMode
     delta-method ``nll_standard_error`` of the estimate, and ``bits_per_dim`` of ``nll``.
     ``sample`` draws ``z ~ p(z)``, ``x ~ p(x | z)``, on the data's scale (cell centres
     ``(k + 1/2) / K`` for discrete data).
+
+    With ``model.num_classes = C > 0`` (a model built with ``C`` classes) the batches are
+    ``{"x", "y"}`` (:func:`jgen.data.labels.split_batch`), every metric is that of ``p(x | y)``
+    (``nll`` estimates ``-log p(x | y)``), and sample ``i`` is drawn from ``p(x | y = i mod C)``.
+
+    Raises:
+      ValueError: naming the field for a bad objective, gradient, sample count or ``beta``; when
+        ``model.num_classes`` differs from the classes the model was built for (a model that is
+        not conditional, such as the Ladder VAE, takes none); and, from ``init``, ``step`` and
+        ``evaluate``, as :func:`jgen.data.labels.split_batch` does.
     """
     mc = config.model
     event_shape = tuple(event_shape)
@@ -215,6 +253,19 @@ def make_trainer(config, event_shape: tuple[int, ...], model: LatentVariableMode
     for name in ("num_samples", "eval_samples", "eval_chunk"):
         check_int(f"model.{name}", mc[name])
     check_positive("model.beta", mc.beta)
+    # Configs written before conditioning existed (a run's config.json) have no num_classes.
+    num_classes = mc.get("num_classes", 0)
+    check_int("model.num_classes", num_classes, minimum=0)
+    if num_classes != model.num_classes:
+        if not model.num_classes:
+            raise ValueError(
+                f"model.name={mc.get('name')!r} is not class-conditional: model.num_classes "
+                f"must be 0; got {num_classes}"
+            )
+        raise ValueError(
+            f"model.num_classes must be {model.num_classes} (the classes the model was built "
+            f"for); got {num_classes}"
+        )
     if mc.gradient == "dreg" and mc.objective != "iwae":
         raise ValueError(
             f"model.gradient='dreg' needs model.objective='iwae'; got {mc.objective!r}"
@@ -224,23 +275,24 @@ def make_trainer(config, event_shape: tuple[int, ...], model: LatentVariableMode
     observe, discrete_nll, to_data = data_view(mc.decoder, num_levels, num_dims)
 
     def loss_fn(params, batch, key, beta):
-        check_batch("x", batch, event_shape)
+        batch, context = split_batch(batch, event_shape, num_classes)
         data_key, bound_key = jax.random.split(key)
         x = observe(batch, data_key)
         if mc.objective == "elbo":
-            value, aux = model.elbo(params, bound_key, x, beta)
+            value, aux = with_context(model.elbo, context)(params, bound_key, x, beta)
         elif model.iwae is not None:
-            value, aux = model.iwae(params, bound_key, x, mc.num_samples, mc.gradient)
+            iwae = with_context(model.iwae, context)
+            value, aux = iwae(params, bound_key, x, mc.num_samples, mc.gradient)
         else:
-            value, aux = iwae_from_weights(model, params, bound_key, x, mc.num_samples)
+            value, aux = iwae_from_weights(model, params, bound_key, x, mc.num_samples, context)
         return -jnp.mean(value), {**aux, "beta": beta}
 
     optimizer = optimizer_from_config(config)
     ema_decay = config.optim.ema_decay
 
     def init(key, batch):
-        check_batch("batch", batch, event_shape)
-        return create_state(model.init(key, batch), optimizer, ema_decay)
+        x, context = split_batch(batch, event_shape, num_classes)
+        return create_state(with_context(model.init, context)(key, x), optimizer, ema_decay)
 
     def step(state, batch, key):
         beta = mc.beta
@@ -251,20 +303,22 @@ def make_trainer(config, event_shape: tuple[int, ...], model: LatentVariableMode
 
     def sample(state, key, n):
         prior_key, x_key = jax.random.split(key)
-        return to_data(
-            likelihood.sample(x_key, model.decode_prior(eval_params(state), prior_key, n))
-        )
+        decode_prior = with_context(model.decode_prior, class_context(num_classes, n))
+        return to_data(likelihood.sample(x_key, decode_prior(eval_params(state), prior_key, n)))
 
     def evaluate(state, batch, key):
         params = eval_params(state)
+        batch, context = split_batch(batch, event_shape, num_classes)
         data_key, elbo_key, is_key = jax.random.split(key, 3)
         x = observe(batch, data_key)
-        elbo, _ = model.elbo(params, elbo_key, x, 1.0)
+        elbo, _ = with_context(model.elbo, context)(params, elbo_key, x, 1.0)
+        sample_and_log_q = with_context(model.sample_and_log_q, context)
+        log_joint = with_context(model.log_joint, context)
         estimate = importance_log_likelihood(
             is_key,
             x,
-            lambda key, x, k: model.sample_and_log_q(params, key, x, k),
-            lambda x, z: model.log_joint(params, x, z),
+            lambda key, x, k: sample_and_log_q(params, key, x, k),
+            lambda x, z: log_joint(params, x, z),
             num_samples=mc.eval_samples,
             chunk_size=min(mc.eval_chunk, mc.eval_samples),
         )

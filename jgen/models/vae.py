@@ -19,6 +19,17 @@ starts as ``z_t = sigmoid(1) z_{t-1}``: a small, uniform contraction that the en
 absorbs. With IAF the KL term has no closed form, so the ELBO uses the single-sample Monte Carlo
 ``log q(z_T | x) - log p(z_T)`` and the IWAE bound the standard gradient (DReG is refused).
 
+The conditional VAE (``num_classes = C > 0``; Sohn, Lee & Yan 2015, "Learning structured output
+representation using deep conditional generative models", their simplest CVAE; Kingma, Rezende,
+Mohamed & Welling 2014, "Semi-supervised learning with deep generative models", M2 with the label
+observed) models ``p(x | y) = ∫ p(z) p(x | z, c) dz`` with ``c = one_hot(y, C)``: the encoder
+``q(z | x, c)`` reads ``[x, c]`` and the decoder ``p(x | z, c)`` reads ``[z, c]``, while the
+prior ``p(z) = N(0, I)`` does not depend on ``y`` (Sohn et al.'s prior network ``p(z | x)`` is
+not used), so the analytic KL, the IWAE bound and its DReG gradient carry over unchanged. With
+IAF, ``c`` reaches every step through the context ``h``, which the encoder computes from
+``[x, c]``; the MADEs themselves are unchanged. With ``C = 0`` the model, its parameters and its
+numbers are exactly those of the unconditional VAE.
+
 Kingma & Welling 2014, "Auto-encoding variational Bayes"; Rezende, Mohamed & Wierstra 2014;
 Higgins et al. 2017 (beta-VAE); Burda, Grosse & Salakhutdinov 2016 (IWAE); Tucker et al. 2019
 (DReG). The decoders and the data they model are listed in :mod:`jgen.models.latent_variable`.
@@ -49,7 +60,9 @@ from jgen.types import Array, Params
 class VAE(nn.Module):
     """MLP encoder ``x -> (mean, log std[, h])`` of ``q(z | x)``, an optional inverse
     autoregressive flow on its samples, and MLP decoder ``z -> outputs``
-    ``(B, *event, outputs_per_dim)`` parameterising ``p(x | z)``.
+    ``(B, *event, outputs_per_dim)`` parameterising ``p(x | z)``; with ``num_classes = C > 0``
+    the encoder reads ``[x, c]`` and the decoder ``[z, c]`` for a one-hot class ``c`` ``(B, C)``
+    (the methods' argument ``c``, None when ``C = 0``).
 
     Attributes:
       event_shape: shape of one example.
@@ -62,6 +75,8 @@ class VAE(nn.Module):
       iaf_hidden: hidden widths of each step's MADE (at least ``latent_dim - 1`` each for full
         dependence).
       iaf_gate_bias: ``b`` in ``g = sigmoid(s + b)``.
+      num_classes: ``C``, the size of the one-hot class context (0: unconditional, with exactly
+        the parameters of the unconditional VAE).
     """
 
     event_shape: tuple[int, ...]
@@ -72,6 +87,7 @@ class VAE(nn.Module):
     iaf_context: int = 64
     iaf_hidden: Sequence[int] = (128, 128)
     iaf_gate_bias: float = 1.0
+    num_classes: int = 0
 
     def setup(self):
         context = self.iaf_context if self.iaf_steps else 0
@@ -83,15 +99,38 @@ class VAE(nn.Module):
             for o in alternating_orderings(self.latent_dim, self.iaf_steps)
         ]
 
-    def encode_with_context(self, x: Array) -> tuple[Array, Array, Array]:
-        """``x (B, *event) -> (mean (B, d), log_std (B, d), h (B, iaf_context or 0))``."""
-        out = self.encoder(jnp.reshape(x, (x.shape[0], -1)))
+    def with_class(self, a: Array, c: Array | None) -> Array:
+        """``[a, c]`` along the last axis for ``a (B, m)`` and ``c (B, C)``; ``a`` itself when
+        unconditional.
+
+        Raises:
+          ValueError: when ``c`` is missing for ``num_classes > 0``, given for
+            ``num_classes = 0``, or not of shape ``(B, num_classes)``.
+        """
+        if not self.num_classes:
+            if c is not None:
+                raise ValueError(
+                    f"c must be None for an unconditional VAE (num_classes=0); got shape "
+                    f"{jnp.shape(c)}"
+                )
+            return a
+        expected = (a.shape[0], self.num_classes)
+        if c is None or jnp.shape(c) != expected:
+            got = None if c is None else f"shape {jnp.shape(c)}"
+            raise ValueError(f"c must be one-hot classes of shape {expected}; got {got}")
+        return jnp.concatenate([a, c.astype(a.dtype)], axis=-1)
+
+    def encode_with_context(self, x: Array, c: Array | None = None) -> tuple[Array, Array, Array]:
+        """``(x (B, *event)[, c (B, C)]) -> (mean (B, d), log_std (B, d), h (B, iaf_context or
+        0))``; ``h`` is the IAF's context (a function of ``x`` and the class ``c``)."""
+        out = self.encoder(self.with_class(jnp.reshape(x, (x.shape[0], -1)), c))
         d = self.latent_dim
         return out[:, :d], out[:, d : 2 * d], out[:, 2 * d :]
 
-    def encode(self, x: Array) -> tuple[Array, Array]:
-        """``x (B, *event) -> (mean, log_std)``, each ``(B, d)``, of ``q_0(z | x)``."""
-        return self.encode_with_context(x)[:2]
+    def encode(self, x: Array, c: Array | None = None) -> tuple[Array, Array]:
+        """``(x (B, *event)[, c (B, C)]) -> (mean, log_std)``, each ``(B, d)``, of
+        ``q_0(z | x[, c])``."""
+        return self.encode_with_context(x, c)[:2]
 
     def iaf_step(self, z: Array, h: Array, step: int) -> tuple[Array, Array]:
         """IAF step ``step`` (0-based): ``(z_{t-1} (n, d), h (n, c)) -> (z_t (n, d),
@@ -102,18 +141,19 @@ class VAE(nn.Module):
         # log_sigmoid(s) rather than log(g): finite and exact where the gate saturates at 0.
         return g * z + (1.0 - g) * m, jnp.sum(jax.nn.log_sigmoid(s), axis=-1)
 
-    def posterior(self, x: Array, eps: Array) -> tuple[Array, Array]:
-        """``z_T`` and ``log q(z_T | x)`` from standard normal noise (module docstring).
+    def posterior(self, x: Array, eps: Array, c: Array | None = None) -> tuple[Array, Array]:
+        """``z_T`` and ``log q(z_T | x[, c])`` from standard normal noise (module docstring).
 
         Args:
           x: ``(B, *event)``.
           eps: ``(k, B, d)`` draws of ``N(0, I)``.
+          c: ``(B, C)`` one-hot classes, or None when unconditional.
 
         Returns:
           ``(z_T (k, B, d), log q(z_T | x) (k, B))``; with ``iaf_steps = 0``, ``z_0`` and the
           diagonal Gaussian's log-density.
         """
-        mean, log_std, h = self.encode_with_context(x)
+        mean, log_std, h = self.encode_with_context(x, c)
         z = mean + jnp.exp(log_std) * eps
         log_q = standard_normal_log_prob(eps, 1) - jnp.sum(log_std, -1)
         if not self.iaf_steps:
@@ -126,88 +166,106 @@ class VAE(nn.Module):
             log_q = log_q - log_det.reshape(k, n)
         return z.reshape(k, n, d), log_q
 
-    def decode(self, z: Array) -> Array:
-        """``z (B, d) -> (B, *event, outputs_per_dim)``."""
-        out = self.decoder(z)
+    def decode(self, z: Array, c: Array | None = None) -> Array:
+        """``(z (B, d)[, c (B, C)]) -> (B, *event, outputs_per_dim)``."""
+        out = self.decoder(self.with_class(z, c))
         return jnp.reshape(out, (z.shape[0], *self.event_shape, self.outputs_per_dim))
 
-    def __call__(self, x: Array) -> Array:  # for init: touches every parameter
-        z, _ = self.posterior(x, jnp.zeros((1, x.shape[0], self.latent_dim), x.dtype))
-        return self.decode(z[0])
+    def __call__(self, x: Array, c: Array | None = None) -> Array:  # for init: every parameter
+        z, _ = self.posterior(x, jnp.zeros((1, x.shape[0], self.latent_dim), x.dtype), c)
+        return self.decode(z[0], c)
+
+
+def _tile_rows(c: Array | None, rows: int) -> Array | None:
+    """``c (B, C)`` repeated to ``rows = k B`` rows sample-major (row ``s B + b`` is example
+    ``b``), the order in which the bounds and :func:`latent_variable_model`'s joint tile ``x``."""
+    if c is None or rows == c.shape[0]:
+        return c
+    return jnp.broadcast_to(c, (rows // c.shape[0], *c.shape)).reshape(rows, c.shape[-1])
 
 
 def latent_variable_model(module: VAE, likelihood: Likelihood) -> LatentVariableModel:
     """The VAE's pure functions: proposal and joint; without IAF the analytic-KL ELBO and the
     IWAE bound (standard or DReG), with IAF the Monte Carlo-KL ELBO and no dedicated IWAE
-    (:func:`jgen.models.latent_variable.iwae_from_weights`, standard gradient)."""
+    (:func:`jgen.models.latent_variable.iwae_from_weights`, standard gradient). Every function
+    takes the one-hot ``context`` ``(B, C)`` last, None (the default) for an unconditional
+    ``module``; the model's ``num_classes`` is the module's."""
 
     def apply(params, *args, method):
         return module.apply({"params": params}, *args, method=method)
 
-    def encoder(params: Params):
-        return lambda x: apply(params, x, method="encode")
+    def encoder(params: Params, context):
+        return lambda x: apply(params, x, context, method="encode")
 
-    def log_likelihood(params: Params):
+    def log_likelihood(params: Params, context):
         def fn(x, z):
-            return likelihood.log_prob(apply(params, z, method="decode"), x)
+            # The bounds call the decoder on k B rows of tiled x; the classes follow.
+            c = _tile_rows(context, z.shape[0])
+            return likelihood.log_prob(apply(params, z, c, method="decode"), x)
 
         return fn
 
-    def analytic_elbo(params, key, x, beta):
-        value, aux = bounds.elbo(key, x, encoder(params), log_likelihood(params), beta=beta)
+    def analytic_elbo(params, key, x, beta, context=None):
+        value, aux = bounds.elbo(
+            key, x, encoder(params, context), log_likelihood(params, context), beta=beta
+        )
         return value, {"reconstruction": aux["reconstruction"], "kl": aux["kl"]}
 
-    def monte_carlo_elbo(params, key, x, beta):
+    def monte_carlo_elbo(params, key, x, beta, context=None):
         # log q(z_T | x) has no closed-form KL to N(0, I): both terms at the one sample z_T.
-        z, log_q = sample_and_log_q(params, key, x, 1)
-        reconstruction = log_likelihood(params)(x, z[0])
+        z, log_q = sample_and_log_q(params, key, x, 1, context)
+        reconstruction = log_likelihood(params, context)(x, z[0])
         kl = log_q[0] - standard_normal_log_prob(z[0], 1)
         return reconstruction - beta * kl, {"reconstruction": reconstruction, "kl": kl}
 
-    def iwae(params, key, x, k, gradient):
+    def iwae(params, key, x, k, gradient, context=None):
         value, aux = bounds.iwae_bound(
-            key, x, encoder(params), log_likelihood(params), k, gradient=gradient
+            key, x, encoder(params, context), log_likelihood(params, context), k, gradient=gradient
         )
         return value, {"ess": aux["ess"]}
 
-    def sample_and_log_q(params, key, x, k):
+    def sample_and_log_q(params, key, x, k, context=None):
         # The dtype of the encoder's outputs, as the ELBO and IWAE bounds draw their noise.
         dtype = jnp.result_type(x, *jax.tree.leaves(params))
         eps = jax.random.normal(key, (k, x.shape[0], module.latent_dim), dtype)
-        return apply(params, x, eps, method="posterior")
+        return apply(params, x, eps, context, method="posterior")
 
-    def log_joint(params, x, z):
+    def log_joint(params, x, z, context=None):
         k, n = z.shape[:2]
         flat_x = jnp.broadcast_to(x, (k, *x.shape)).reshape(k * n, *x.shape[1:])
-        log_px = log_likelihood(params)(flat_x, z.reshape(k * n, -1)).reshape(k, n)
+        log_px = log_likelihood(params, context)(flat_x, z.reshape(k * n, -1)).reshape(k, n)
         return log_px + standard_normal_log_prob(z, 1)
 
-    def decode_prior(params, key, n):
+    def decode_prior(params, key, n, context=None):
         z = jax.random.normal(key, (n, module.latent_dim))
-        return apply(params, z, method="decode")
+        return apply(params, z, context, method="decode")
 
-    def init(key, x):
-        return module.init(key, x)["params"]
+    def init(key, x, context=None):
+        return module.init(key, x, context)["params"]
 
+    functions = (init, analytic_elbo, iwae, sample_and_log_q, log_joint, decode_prior)
     if module.iaf_steps:
-        return LatentVariableModel(
-            init, monte_carlo_elbo, None, sample_and_log_q, log_joint, decode_prior
-        )
-    return LatentVariableModel(init, analytic_elbo, iwae, sample_and_log_q, log_joint, decode_prior)
+        functions = (init, monte_carlo_elbo, None, sample_and_log_q, log_joint, decode_prior)
+    return LatentVariableModel(*functions, num_classes=module.num_classes)
 
 
 def make(config, event_shape: tuple[int, ...]) -> Trainer:
     """A Trainer for the VAE of ``config.model`` (``latent_dim``, ``hidden_sizes``, ``decoder``,
-    the IAF posterior's ``iaf_steps`` (0: none), ``iaf_context`` and ``iaf_hidden``, and the
-    training fields of :func:`jgen.models.latent_variable.make_trainer`).
+    the IAF posterior's ``iaf_steps`` (0: none), ``iaf_context`` and ``iaf_hidden``,
+    ``num_classes`` (``C > 0``: the conditional VAE ``p(x | y)`` on labelled batches
+    ``{"x", "y"}``, ``data.labels = True``; 0 or absent: unconditional), and the training fields
+    of :func:`jgen.models.latent_variable.make_trainer`).
 
     Raises:
-      ValueError: naming the field when ``latent_dim``, ``iaf_steps``, ``iaf_context`` or a width
-        of ``iaf_hidden`` is not an integer in range (and as ``make_trainer`` and
-        ``likelihood_from_config`` do).
+      ValueError: naming the field when ``latent_dim``, ``iaf_steps``, ``iaf_context``, a width
+        of ``iaf_hidden`` or ``num_classes`` is not an integer in range (and as ``make_trainer``
+        and ``likelihood_from_config`` do; with ``num_classes > 0`` an unlabelled batch names
+        ``model.num_classes`` and ``data.labels``).
     """
     mc = config.model
     check_int("model.latent_dim", mc.latent_dim)
+    num_classes = mc.get("num_classes", 0)
+    check_int("model.num_classes", num_classes, minimum=0)
     check_int("model.iaf_steps", mc.iaf_steps, minimum=0)
     if mc.iaf_steps:
         check_int("model.iaf_context", mc.iaf_context)
@@ -222,5 +280,6 @@ def make(config, event_shape: tuple[int, ...]) -> Trainer:
         iaf_steps=mc.iaf_steps,
         iaf_context=mc.iaf_context,
         iaf_hidden=tuple(mc.iaf_hidden),
+        num_classes=num_classes,
     )
     return make_trainer(config, event_shape, latent_variable_model(module, likelihood), likelihood)

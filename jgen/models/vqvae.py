@@ -9,29 +9,45 @@ Loss per image::
 The codebook is learned by its loss term (``model.codebook_update = "loss"``) or, with that term
 dropped from the gradient, by exponential moving averages of the encoder outputs assigned to each
 code (``"ema"``; the paper's appendix), with codes unused for a while restarted at random encoder
-outputs (``model.dead_code_threshold``). The prior is a categorical distribution over codes at
-each latent position, trained jointly by maximum likelihood on the codes the encoder emits (its
-term has no gradient into the encoder); an autoregressive prior replaces it when the
-Autoregressive family lands.
+outputs (``model.dead_code_threshold``). The prior over the ``(h, w)`` grid of code indices
+(``model.prior``, :data:`PRIORS`) is trained jointly by maximum likelihood on the codes the
+encoder emits (its term has no gradient into the encoder, ``sg(z(x))``):
+
+- ``categorical``: an independent categorical per latent position, ``p(z) = prod_ij
+  softmax(l_ij)[z_ij]`` with logits ``l`` of shape ``(h, w, K)``;
+- ``pixelcnn``: the paper's autoregressive prior, ``p(z) = prod_i p(z_i | z_<i)`` in raster
+  order, a gated PixelCNN (:class:`jgen.nets.pixelcnn.GatedPixelCNN`; van den Oord et al. 2016,
+  "Conditional Image Generation with PixelCNN Decoders") over the code grid with ``K`` logits
+  per position, the code index entering as the grid value ``-1 + 2 k / (K - 1)``; sampled
+  ancestrally, one position per network pass
+  (:func:`jgen.samplers.autoregressive.sample_sequential`).
+
+The paper fits its PixelCNN after the VQ-VAE; fitting it jointly on ``sg(z(x))`` keeps one
+training run and makes ``-log p(x | z_q) - log p(z)`` a bound at every step.
 
 A deterministic one-hot posterior turns the ELBO into ``log p(x) >= log p(x | z_q(x)) +
 log p(z(x))``, so ``evaluate``'s ``nll`` is an upper bound on the discrete NLL in nats.
 """
 
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from jgen.checks import check_batch, check_choice, check_int, check_positive
+from jgen.losses import autoregressive as ar_losses
 from jgen.losses import vq
 from jgen.losses.likelihood import bits_per_dim
+from jgen.models import autoregressive
 from jgen.models.latent_variable import data_view, likelihood_from_config
+from jgen.nets.pixelcnn import GatedPixelCNN
 from jgen.train.optim import optimizer_from_config
 from jgen.train.state import create_state, eval_params, make_stateful_step
 from jgen.train.trainer import Trainer
-from jgen.types import Array
+from jgen.types import Array, Params, PRNGKey
 
 CODEBOOK_UPDATES = ("loss", "ema")
 
@@ -77,14 +93,119 @@ class ConvCoder(nn.Module):
         return self.decode(self.encode(x))
 
 
+class CodePrior(NamedTuple):
+    """A prior ``p(z)`` over ``(h, w)`` grids of code indices in ``{0, ..., K-1}``.
+
+    Attributes:
+      init: ``key -> params`` (``params["prior"]`` of the VQ-VAE).
+      log_prob: ``(params, indices (B, h, w) int) -> (B,)`` exact ``log p(z)`` in nats.
+      sample: ``(params, key, n) -> (n, h, w)`` int32 indices.
+    """
+
+    init: Callable[[PRNGKey], Params]
+    log_prob: Callable[[Params, Array], Array]
+    sample: Callable[[Params, PRNGKey, int], Array]
+
+
+def categorical_prior(grid: tuple[int, int], num_codes: int) -> CodePrior:
+    """Independent positions: ``log p(z) = sum_ij log softmax(l_ij)[z_ij]`` with logits ``l`` of
+    shape ``(h, w, K)``, initialised to zero (uniform).
+
+    Args:
+      grid: ``(h, w)``, the latent grid.
+      num_codes: ``K``.
+
+    Returns:
+      The :class:`CodePrior`.
+    """
+
+    def init(key):
+        del key
+        return jnp.zeros((*grid, num_codes))
+
+    def log_prob(params, indices):
+        log_p = jax.nn.log_softmax(params, -1)  # (h, w, K)
+        rows, cols = jnp.arange(grid[0])[:, None], jnp.arange(grid[1])[None, :]
+        return jnp.sum(log_p[rows, cols, indices], axis=(1, 2))
+
+    def sample(params, key, n):
+        return jax.random.categorical(key, params, shape=(n, *grid))
+
+    return CodePrior(init, log_prob, sample)
+
+
+def pixelcnn_prior(
+    grid: tuple[int, int], num_codes: int, features: int, num_layers: int
+) -> CodePrior:
+    """The VQ-VAE paper's autoregressive prior: ``log p(z) = sum_i log softmax(f(z_<i)_i)[z_i]``
+    over the grid in raster order, ``f`` a gated PixelCNN (``3 x 3`` kernels, one data channel,
+    ``K`` logits per position) fed the indices as grid values ``-1 + 2 k / (K - 1)``; sampled one
+    position per network pass. With ``L`` layers every position sees the whole rows above
+    within ``L`` columns either side, and every earlier position of its own row.
+
+    van den Oord, Vinyals & Kavukcuoglu 2017, "Neural discrete representation learning";
+    van den Oord et al. 2016, "Conditional Image Generation with PixelCNN Decoders".
+
+    Args:
+      grid: ``(h, w)``, the latent grid.
+      num_codes: ``K >= 2``.
+      features: the PixelCNN's width.
+      num_layers: its gated layers.
+
+    Returns:
+      The :class:`CodePrior`; its params are the PixelCNN's.
+
+    Raises:
+      ValueError: naming ``num_codes``, ``features`` or ``num_layers`` when not valid.
+    """
+    check_int("num_codes", num_codes, minimum=2)
+    check_int("features", features)
+    check_int("num_layers", num_layers)
+    module = GatedPixelCNN(
+        num_params=num_codes,
+        num_channels=1,
+        features=features,
+        num_layers=num_layers,
+        first_kernel_size=3,
+        kernel_size=3,
+    )
+    # The PixelCNN encoding of jgen.models.autoregressive: index k as a grid value, one channel.
+    network = autoregressive.Network(
+        module, lambda t: ar_losses.tokens_to_grid(t, num_codes)[..., None]
+    )
+    model = autoregressive.autoregressive_model(
+        network, autoregressive.categorical_head(num_codes), grid
+    )
+
+    def init(key):
+        return model.init(key, jnp.zeros((1, *grid), jnp.int32))
+
+    return CodePrior(init, model.log_prob, model.sample)
+
+
+def _pixelcnn_prior_from_config(mc, grid: tuple[int, int]) -> CodePrior:
+    check_int("model.prior_features", mc.prior_features)
+    check_int("model.prior_layers", mc.prior_layers)
+    return pixelcnn_prior(grid, mc.num_codes, mc.prior_features, mc.prior_layers)
+
+
+PRIORS = {
+    "categorical": lambda mc, grid: categorical_prior(grid, mc.num_codes),
+    "pixelcnn": _pixelcnn_prior_from_config,
+}
+"""``model.prior`` -> ``builder(model_config, grid) -> CodePrior``."""
+
+
 def make(config, event_shape: tuple[int, ...]) -> Trainer:
     """A Trainer for the VQ-VAE of ``config.model``.
 
     Reads ``model``: ``channels``, ``code_dim``, ``num_codes``, ``commitment`` (``beta``),
     ``codebook_update`` (:data:`CODEBOOK_UPDATES`), ``ema_decay`` and ``dead_code_threshold``
     (EMA only: a code whose moving-average count per batch falls below it is restarted; 0
-    disables), ``decoder`` (``bernoulli`` | ``logistic`` | ``gaussian`` ...); and
-    ``data.num_levels``. Images of shape ``(H, W)`` or ``(H, W, C)`` with even ``H`` and ``W``.
+    disables), ``decoder`` (``bernoulli`` | ``logistic`` | ``gaussian`` ...), ``prior`` (a key of
+    :data:`PRIORS`; ``params["prior"]`` holds its parameters) with ``prior_features`` and
+    ``prior_layers`` (``pixelcnn`` only); and ``data.num_levels``. Images of shape ``(H, W)`` or
+    ``(H, W, C)`` with even ``H`` and ``W``.
 
     ``evaluate`` returns per-example ``nll`` (the bound above, on the discrete data),
     ``bits_per_dim``, ``reconstruction_nll``, ``squared_error`` (of the decoder's mean, on the
@@ -97,6 +218,7 @@ def make(config, event_shape: tuple[int, ...]) -> Trainer:
             f"the VQ-VAE takes images (H, W) or (H, W, C) with even H and W; got {event_shape}"
         )
     check_choice("model.codebook_update", mc.codebook_update, CODEBOOK_UPDATES)
+    check_choice("model.prior", mc.prior, PRIORS)
     for name in ("channels", "code_dim", "num_codes"):
         check_int(f"model.{name}", mc[name])
     check_positive("model.commitment", mc.commitment, allow_zero=True)
@@ -106,16 +228,14 @@ def make(config, event_shape: tuple[int, ...]) -> Trainer:
     view = data_view(mc.decoder, config.data.num_levels, num_dims)
     coder = ConvCoder(event_shape, mc.channels, mc.code_dim, likelihood.outputs_per_dim)
     grid = (event_shape[0] // 2, event_shape[1] // 2)
+    prior = PRIORS[mc.prior](mc, grid)
     use_ema = mc.codebook_update == "ema"
 
     def codebook_of(params, model_state):
         return model_state["ema"].codebook if use_ema else params["codebook"]
 
     def prior_nll(params, indices):
-        log_p = jax.nn.log_softmax(params["prior"], -1)  # (h, w, K)
-        rows, cols = jnp.arange(grid[0])[:, None], jnp.arange(grid[1])[None, :]
-        picked = log_p[rows, cols, jax.lax.stop_gradient(indices)]  # (B, h, w)
-        return -jnp.sum(picked, axis=(1, 2))
+        return -prior.log_prob(params["prior"], jax.lax.stop_gradient(indices))
 
     def forward(params, model_state, x):
         z_e = coder.apply({"params": params["coder"]}, x, method="encode")
@@ -131,7 +251,7 @@ def make(config, event_shape: tuple[int, ...]) -> Trainer:
         z_e, codebook, indices, outputs = forward(params, model_state, x)
         reconstruction = -likelihood.log_prob(outputs, x)
         quantization, aux = vq.vq_loss(z_e, codebook, commitment=mc.commitment, indices=indices)
-        prior = prior_nll(params, indices)
+        prior_term = prior_nll(params, indices)
         if use_ema:
             ema = vq.ema_update(
                 model_state["ema"], jax.lax.stop_gradient(z_e), indices, decay=mc.ema_decay
@@ -148,10 +268,10 @@ def make(config, event_shape: tuple[int, ...]) -> Trainer:
         metrics = {
             "reconstruction_nll": reconstruction,
             "commitment": aux["commitment"],
-            "prior_nll": prior,
+            "prior_nll": prior_term,
             "perplexity": vq.codebook_perplexity(indices, mc.num_codes),
         }
-        return jnp.mean(reconstruction + quantization + prior), (metrics, model_state)
+        return jnp.mean(reconstruction + quantization + prior_term), (metrics, model_state)
 
     optimizer = optimizer_from_config(config)
     ema_decay = config.optim.ema_decay
@@ -167,7 +287,9 @@ def make(config, event_shape: tuple[int, ...]) -> Trainer:
             code_key, z_e.shape[0], (mc.num_codes,), z_e.shape[0] < mc.num_codes
         )
         codebook = z_e[picks]
-        params = {"coder": coder_params, "prior": jnp.zeros((*grid, mc.num_codes))}
+        # A key of its own for the prior, leaving the coder's and the codebook's draws as before.
+        prior_params = prior.init(jax.random.fold_in(code_key, 1))
+        params = {"coder": coder_params, "prior": prior_params}
         model_state = {}
         if use_ema:
             model_state["ema"] = vq.ema_init(codebook)
@@ -178,7 +300,7 @@ def make(config, event_shape: tuple[int, ...]) -> Trainer:
     def sample(state, key, n):
         params = eval_params(state)
         code_key, x_key = jax.random.split(key)
-        indices = jax.random.categorical(code_key, params["prior"], shape=(n, *grid))
+        indices = prior.sample(params["prior"], code_key, n)
         z_q = codebook_of(params, state.model_state)[indices]
         outputs = coder.apply({"params": params["coder"]}, z_q, method="decode")
         return view.to_data(likelihood.sample(x_key, outputs))

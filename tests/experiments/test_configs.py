@@ -50,7 +50,7 @@ VARIANTS = [
     ("flow_mnist.py", "glow,smoke"),
     ("vae_digits.py", "continuous,dreg50,smoke"),
     ("vae_digits.py", "ladder,iwae5,smoke"),
-    ("vae_digits.py", "binary,iaf,smoke"),
+    ("vae_digits.py", "binary,iaf,conditional,smoke"),
     ("vqvae_digits.py", "binary,loss,smoke"),
     ("autoregressive_digits.py", "made_agnostic,smoke"),
     ("autoregressive_images.py", "cifar10,smoke"),
