@@ -246,7 +246,20 @@ def _output_layers(module, h: jax.Array) -> jax.Array:
     return out.reshape(*h.shape[:3], channels, per_channel)
 
 
-class PixelCNN(nn.Module):
+class _PixelCNNFields(nn.Module):
+    """The attributes both PixelCNNs share (documented on each)."""
+
+    num_params: int
+    num_channels: int
+    features: int = 64
+    num_layers: int = 8
+    first_kernel_size: KernelSize = 7
+    kernel_size: KernelSize = 3
+    output_hidden: int | None = None
+    activation: Callable[[jax.Array], jax.Array] = nn.relu
+
+
+class PixelCNN(_PixelCNNFields):
     """``(x (n, H, W, C), context) -> (n, H, W, C, P)``: the PixelCNN of van den Oord,
     Kalchbrenner & Kavukcuoglu 2016 (module docstring), with its blind spot.
 
@@ -266,15 +279,6 @@ class PixelCNN(nn.Module):
         output layer, or None for none.
       activation: the nonlinearity.
     """
-
-    num_params: int
-    num_channels: int
-    features: int = 64
-    num_layers: int = 8
-    first_kernel_size: KernelSize = 7
-    kernel_size: KernelSize = 3
-    output_hidden: int | None = None
-    activation: Callable[[jax.Array], jax.Array] = nn.relu
 
     @nn.compact
     def __call__(self, x: jax.Array, context: jax.Array | None = None) -> jax.Array:
@@ -364,7 +368,7 @@ class GatedLayer(nn.Module):
         return _gate(vertical), (update if self.first else u + update)
 
 
-class GatedPixelCNN(nn.Module):
+class GatedPixelCNN(_PixelCNNFields):
     """``(x (n, H, W, C), context) -> (n, H, W, C, P)``: the gated PixelCNN (van den Oord,
     Kalchbrenner, Vinyals, Espeholt, Graves & Kavukcuoglu 2016; module docstring), without a
     blind spot: after ``L`` layers pixel ``(h, w)`` sees every pixel of the rows above within
@@ -386,15 +390,6 @@ class GatedPixelCNN(nn.Module):
         output layer, or None for none.
       activation: the nonlinearity before the output layers.
     """
-
-    num_params: int
-    num_channels: int
-    features: int = 64
-    num_layers: int = 8
-    first_kernel_size: int = 7
-    kernel_size: int = 3
-    output_hidden: int | None = None
-    activation: Callable[[jax.Array], jax.Array] = nn.relu
 
     @nn.compact
     def __call__(self, x: jax.Array, context: jax.Array | None = None) -> jax.Array:
