@@ -307,6 +307,10 @@ ENTRIES: dict[str, tuple[Callable, Callable | None]] = {
         trainer_entry(vqvae_digits.get_config, "continuous", "nll", "bound (one-hot q)"),
         None,
     ),
+    "VQ-VAE (PixelCNN prior)": (
+        trainer_entry(vqvae_digits.get_config, "continuous,pixelcnn", "nll", "bound (one-hot q)"),
+        None,
+    ),
     "Bernoulli mixture": (bernoulli_mixture_entry, None),
     "MADE": (autoregressive_entry("binary,made"), None),
     "MADE (order-agnostic ensemble)": (autoregressive_entry("binary,made_agnostic"), None),

@@ -23,7 +23,7 @@ encoder emits (its term has no gradient into the encoder, ``sg(z(x))``):
   (:func:`jgen.samplers.autoregressive.sample_sequential`).
 
 The paper fits its PixelCNN after the VQ-VAE; fitting it jointly on ``sg(z(x))`` keeps one
-training run and makes ``-log p(x | z_q) - log p(z)`` a bound at every step.
+training run, and every evaluation reports the bound of the codes the encoder emits then.
 
 A deterministic one-hot posterior turns the ELBO into ``log p(x) >= log p(x | z_q(x)) +
 log p(z(x))``, so ``evaluate``'s ``nll`` is an upper bound on the discrete NLL in nats.
