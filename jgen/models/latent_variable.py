@@ -24,6 +24,11 @@ Decoders (``model.decoder``) and the data they model:
   dimension and latent): a density on uniformly dequantized ``y = (k + u) / K``, reported as the
   bound ``-log p(y) + D log K`` on the discrete NLL; on continuous data (``num_levels = 0``) the
   density itself.
+* ``pixelcnn`` (the PixelVAE of :mod:`jgen.models.vae`): binary data (``num_levels = 0``, two
+  levels) or ``K`` levels, seen on the grid ``2k / (K - 1) - 1`` as the logistic's; an
+  autoregressive categorical over the levels, exact discrete NLL. Its samples are not
+  independent per dimension given ``z``, so the model draws them itself
+  (:attr:`LatentVariableModel.sample_prior`).
 """
 
 import functools
@@ -46,6 +51,8 @@ from jgen.train.trainer import Trainer
 from jgen.types import Array, Params, PRNGKey
 
 DECODERS = ("bernoulli", "gaussian", "gaussian_learned", "logistic")
+GRID_DECODERS = ("logistic", "pixelcnn")
+"""Decoders that see discrete data on the grid ``2k / (K - 1) - 1`` of ``[-1, 1]``."""
 OBJECTIVES = ("elbo", "iwae")
 GRADIENTS = ("standard", "dreg")
 
@@ -145,13 +152,20 @@ class DataView(NamedTuple):
 
 def data_view(decoder: str, num_levels: int, num_dims: int) -> DataView:
     """The :class:`DataView` of ``decoder`` on data with ``num_levels`` levels (0: continuous or
-    binary) and ``num_dims`` dimensions per example."""
-    on_grid = decoder == "logistic"
+    binary) and ``num_dims`` dimensions per example.
+
+    A decoder in :data:`GRID_DECODERS` sees level ``k`` of cell corners ``k / K`` as
+    ``2k / (K - 1) - 1`` and gives its samples back as cell centres ``(k + 1/2) / K``; binary
+    data (``num_levels = 0``) are two levels ``k = x`` given back as ``0`` and ``1``.
+    """
+    on_grid = decoder in GRID_DECODERS
     dequantize = bool(num_levels) and not on_grid and decoder != "bernoulli"
+    grid_levels = num_levels or 2
 
     def observe(batch, key):
         if on_grid:
-            return 2.0 * jnp.round(batch * num_levels) / (num_levels - 1) - 1.0
+            level = jnp.round(batch * num_levels) if num_levels else jnp.round(batch)
+            return 2.0 * level / (grid_levels - 1) - 1.0
         if dequantize:
             return uniform_dequantize(key, batch, num_levels)
         return batch
@@ -161,7 +175,8 @@ def data_view(decoder: str, num_levels: int, num_dims: int) -> DataView:
 
     def to_data(x):
         if on_grid:
-            return (jnp.round((x + 1.0) * (num_levels - 1) / 2.0) + 0.5) / num_levels
+            level = jnp.round((x + 1.0) * (grid_levels - 1) / 2.0)
+            return (level + 0.5) / num_levels if num_levels else level
         return x
 
     return DataView(observe, discrete_nll, to_data)
@@ -188,6 +203,10 @@ class LatentVariableModel(NamedTuple):
       decode_prior: ``(params, key, n[, context]) -> decoder outputs (n, *event, o)`` for
         ``z ~ p(z)``.
       num_classes: ``C``, the size of the one-hot context the functions take (0: none).
+      sample_prior: ``(params, key, n[, context]) -> x (n, *event)``, draws ``z ~ p(z)``,
+        ``x ~ p(x | z)`` as the decoder sees the data, for decoders whose dimensions are not
+        independent given ``decode_prior``'s outputs (an autoregressive decoder); None:
+        ``likelihood.sample(key, decode_prior(...))``.
     """
 
     init: Callable
@@ -197,6 +216,7 @@ class LatentVariableModel(NamedTuple):
     log_joint: Callable
     decode_prior: Callable
     num_classes: int = 0
+    sample_prior: Callable | None = None
 
 
 def with_context(fn: Callable, context: Array | None) -> Callable:
@@ -230,7 +250,9 @@ def make_trainer(config, event_shape: tuple[int, ...], model: LatentVariableMode
     ``evaluate`` returns per-example ``elbo_nll`` (``-ELBO``, one sample) and ``nll``
     (importance sampled with ``eval_samples`` proposals from the encoder; a stochastic upper
     bound whose gap shrinks as ``eval_samples`` grows), both in nats on the discrete data, the
-    delta-method ``nll_standard_error`` of the estimate, and ``bits_per_dim`` of ``nll``.
+    delta-method ``nll_standard_error`` of the estimate, ``bits_per_dim`` of ``nll``, and the
+    ELBO's ``kl`` term in nats (how much the latent is used: near 0 when the posterior has
+    collapsed onto the prior).
     ``sample`` draws ``z ~ p(z)``, ``x ~ p(x | z)``, on the data's scale (cell centres
     ``(k + 1/2) / K`` for discrete data).
 
@@ -302,8 +324,11 @@ def make_trainer(config, event_shape: tuple[int, ...], model: LatentVariableMode
         return make_step(loss, optimizer, ema_decay)(state, batch, key)
 
     def sample(state, key, n):
+        context = class_context(num_classes, n)
+        if model.sample_prior is not None:
+            return to_data(with_context(model.sample_prior, context)(eval_params(state), key, n))
         prior_key, x_key = jax.random.split(key)
-        decode_prior = with_context(model.decode_prior, class_context(num_classes, n))
+        decode_prior = with_context(model.decode_prior, context)
         return to_data(likelihood.sample(x_key, decode_prior(eval_params(state), prior_key, n)))
 
     def evaluate(state, batch, key):
@@ -311,7 +336,7 @@ def make_trainer(config, event_shape: tuple[int, ...], model: LatentVariableMode
         batch, context = split_batch(batch, event_shape, num_classes)
         data_key, elbo_key, is_key = jax.random.split(key, 3)
         x = observe(batch, data_key)
-        elbo, _ = with_context(model.elbo, context)(params, elbo_key, x, 1.0)
+        elbo, aux = with_context(model.elbo, context)(params, elbo_key, x, 1.0)
         sample_and_log_q = with_context(model.sample_and_log_q, context)
         log_joint = with_context(model.log_joint, context)
         estimate = importance_log_likelihood(
@@ -325,6 +350,7 @@ def make_trainer(config, event_shape: tuple[int, ...], model: LatentVariableMode
         nll = discrete_nll(-estimate.log_mean)
         return {
             "elbo_nll": discrete_nll(-elbo),
+            "kl": aux["kl"],
             "nll": nll,
             "nll_standard_error": estimate.standard_error,
             "bits_per_dim": bits_per_dim(nll, num_dims),

@@ -30,6 +30,24 @@ IAF, ``c`` reaches every step through the context ``h``, which the encoder compu
 ``[x, c]``; the MADEs themselves are unchanged. With ``C = 0`` the model, its parameters and its
 numbers are exactly those of the unconditional VAE.
 
+The PixelVAE (:class:`PixelVAE`, ``model.decoder = "pixelcnn"``; Gulrajani, Kumar, Ahmed, Taiga,
+Visin, Vazquez & Courville 2017, "PixelVAE: a latent variable model for natural images"; Chen,
+Kingma, Salimans, Duan, Dhariwal, Schulman, Sutskever & Abbeel 2017, "Variational lossy
+autoencoder") replaces the factorised decoder by an autoregressive one: the MLP decoder maps
+``[z, c]`` to a spatial conditioning map ``m(z) (H, W, C m)`` (a reshape of its output, ``m``
+channels per sub-pixel), and a gated PixelCNN over the image, conditioned on ``m(z)`` by ``1 x 1``
+convolutions, gives
+
+    log p(x | z) = sum_i log softmax(f_i(x_<i, m(z)))[x_i]
+
+over the sub-pixels in raster order, a ``K``-way categorical of each level (``K = 2`` for binary
+data) evaluated exactly in one pass; ``x ~ p(x | z)`` is drawn one sub-pixel at a time
+(:func:`jgen.samplers.autoregressive.sample_sequential`). Everything else (ELBO, IWAE, the
+importance-sampled NLL, KL annealing, IAF, the class context) is the VAE's. A PixelCNN with a large
+receptive field can model the digits alone and leave ``z`` unused (posterior collapse, ``KL -> 0``;
+Chen et al. 2017, section 2.2); a few small-kernel layers keep ``z`` necessary for the global
+shape, as in the paper.
+
 Kingma & Welling 2014, "Auto-encoding variational Bayes"; Rezende, Mohamed & Wierstra 2014;
 Higgins et al. 2017 (beta-VAE); Burda, Grosse & Salakhutdinov 2016 (IWAE); Tucker et al. 2019
 (DReG). The decoders and the data they model are listed in :mod:`jgen.models.latent_variable`.
@@ -42,10 +60,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jgen.checks import check_int
+from jgen.checks import check_choice, check_int
 from jgen.gaussian import standard_normal_log_prob
+from jgen.losses import autoregressive as ar_losses
 from jgen.losses import elbo as bounds
 from jgen.models.latent_variable import (
+    DECODERS,
     LatentVariableModel,
     Likelihood,
     likelihood_from_config,
@@ -53,6 +73,8 @@ from jgen.models.latent_variable import (
 )
 from jgen.nets.masked import MADE, alternating_orderings
 from jgen.nets.mlp import MLP
+from jgen.nets.pixelcnn import GatedPixelCNN
+from jgen.samplers import autoregressive as ar_samplers
 from jgen.train.trainer import Trainer
 from jgen.types import Array, Params
 
@@ -171,9 +193,70 @@ class VAE(nn.Module):
         out = self.decoder(self.with_class(z, c))
         return jnp.reshape(out, (z.shape[0], *self.event_shape, self.outputs_per_dim))
 
+    def decoder_outputs(self, z: Array, x: Array, c: Array | None = None) -> Array:
+        """The outputs that parameterise ``p(x | z[, c])`` at the observed ``x (B, *event)``:
+        :meth:`decode`'s, which do not depend on ``x`` (an autoregressive decoder's do)."""
+        del x
+        return self.decode(z, c)
+
     def __call__(self, x: Array, c: Array | None = None) -> Array:  # for init: every parameter
         z, _ = self.posterior(x, jnp.zeros((1, x.shape[0], self.latent_dim), x.dtype), c)
-        return self.decode(z[0], c)
+        return self.decoder_outputs(z[0], x, c)
+
+
+class PixelVAE(VAE):
+    """The VAE with a gated PixelCNN decoder (module docstring): the MLP decoder's outputs
+    ``(B, *event, outputs_per_dim)`` are the conditioning map, ``outputs_per_dim`` channels per
+    sub-pixel, and :meth:`decoder_outputs` the PixelCNN's ``num_levels`` logits per sub-pixel.
+
+    Attributes (besides the VAE's):
+      num_levels: ``K >= 2``, the values of a sub-pixel, given to the PixelCNN on the grid
+        ``2k / (K - 1) - 1``.
+      pixelcnn_features: width of both stacks of the gated PixelCNN.
+      pixelcnn_layers: its gated layers.
+      pixelcnn_kernel_size: odd kernel of every gated layer (the first included): after ``L``
+        layers a pixel sees ``L (k // 2)`` columns either side in the rows above and to its left.
+    """
+
+    num_levels: int = 2
+    pixelcnn_features: int = 32
+    pixelcnn_layers: int = 3
+    pixelcnn_kernel_size: int = 3
+
+    def setup(self):
+        super().setup()
+        self.pixelcnn = GatedPixelCNN(
+            self.num_levels,
+            self.image_shape[2],
+            features=self.pixelcnn_features,
+            num_layers=self.pixelcnn_layers,
+            first_kernel_size=self.pixelcnn_kernel_size,
+            kernel_size=self.pixelcnn_kernel_size,
+        )
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(H, W, C)`` of events ``(H, W)`` (``C = 1``) or ``(H, W, C)``."""
+        return (*self.event_shape, 1)[:3]
+
+    def conditioning(self, z: Array, c: Array | None = None) -> Array:
+        """``(z (B, d)[, c (B, C)]) -> m(z) (B, H, W, C outputs_per_dim)``: the MLP decoder's
+        outputs of sub-pixel ``(h, w, c)`` as channels ``c m .. c m + m - 1`` of pixel
+        ``(h, w)``."""
+        height, width, _ = self.image_shape
+        return self.decode(z, c).reshape(z.shape[0], height, width, -1)
+
+    def pixel_logits(self, x: Array, conditioning: Array) -> Array:
+        """``(x (B, *event) on the grid, m (B, H, W, c)) -> (B, *event, K)``: the logits of
+        ``p(x_i | x_<i, z)`` for every sub-pixel ``i``, each a function of the sub-pixels before
+        it only (and of all of ``m``)."""
+        image = x.reshape(x.shape[0], *self.image_shape)
+        return self.pixelcnn(image, conditioning).reshape(*x.shape, self.num_levels)
+
+    def decoder_outputs(self, z: Array, x: Array, c: Array | None = None) -> Array:
+        """``(z (B, d), x (B, *event) on the grid[, c (B, C)]) -> (B, *event, K)``: the logits
+        of ``p(x_i | x_<i, z[, c])`` at the observed ``x`` (teacher forcing)."""
+        return self.pixel_logits(x, self.conditioning(z, c))
 
 
 def _tile_rows(c: Array | None, rows: int) -> Array | None:
@@ -189,7 +272,8 @@ def latent_variable_model(module: VAE, likelihood: Likelihood) -> LatentVariable
     IWAE bound (standard or DReG), with IAF the Monte Carlo-KL ELBO and no dedicated IWAE
     (:func:`jgen.models.latent_variable.iwae_from_weights`, standard gradient). Every function
     takes the one-hot ``context`` ``(B, C)`` last, None (the default) for an unconditional
-    ``module``; the model's ``num_classes`` is the module's."""
+    ``module``; the model's ``num_classes`` is the module's. ``log p(x | z)`` is
+    ``likelihood.log_prob(module.decoder_outputs(z, x, c), x)``."""
 
     def apply(params, *args, method):
         return module.apply({"params": params}, *args, method=method)
@@ -201,7 +285,7 @@ def latent_variable_model(module: VAE, likelihood: Likelihood) -> LatentVariable
         def fn(x, z):
             # The bounds call the decoder on k B rows of tiled x; the classes follow.
             c = _tile_rows(context, z.shape[0])
-            return likelihood.log_prob(apply(params, z, c, method="decode"), x)
+            return likelihood.log_prob(apply(params, z, x, c, method="decoder_outputs"), x)
 
         return fn
 
@@ -249,18 +333,107 @@ def latent_variable_model(module: VAE, likelihood: Likelihood) -> LatentVariable
     return LatentVariableModel(*functions, num_classes=module.num_classes)
 
 
+def categorical_grid_likelihood(num_levels: int) -> Likelihood:
+    """``K`` logits per dimension of data on the grid ``x = 2k / (K - 1) - 1``:
+    ``log p(x) = sum_i log softmax(outputs_i)[k_i]``
+    (:func:`jgen.losses.autoregressive.categorical_log_likelihood`); ``sample`` draws each
+    dimension from its own logits (for an autoregressive decoder's teacher-forced logits, one
+    step of ancestral sampling, not a joint draw) and ``mean`` is ``E[x]`` per dimension.
+
+    Raises:
+      ValueError: naming ``num_levels`` when it is not an integer ``>= 2``.
+    """
+    check_int("num_levels", num_levels, minimum=2)
+    levels = jnp.arange(num_levels)
+
+    def tokens(x):
+        return jnp.round((x + 1.0) * (num_levels - 1) / 2.0).astype(jnp.int32)
+
+    return Likelihood(
+        num_levels,
+        lambda out, x: ar_losses.categorical_log_likelihood(out, tokens(x)),
+        lambda key, out: ar_losses.tokens_to_grid(
+            ar_samplers.sample_categorical(key, out), num_levels
+        ),
+        lambda out: jax.nn.softmax(out, axis=-1) @ ar_losses.tokens_to_grid(levels, num_levels),
+    )
+
+
+def pixel_vae_model(module: PixelVAE) -> LatentVariableModel:
+    """The PixelVAE's pure functions: the VAE's (:func:`latent_variable_model` with
+    :func:`categorical_grid_likelihood`), and ``sample_prior``: ``z ~ N(0, I)``, then ancestral
+    sampling of ``p(x | z[, c])`` one sub-pixel per pass in raster order
+    (:func:`jgen.samplers.autoregressive.sample_sequential`), on the grid."""
+    num_levels = module.num_levels
+
+    def grid(tokens):
+        return ar_losses.tokens_to_grid(tokens, num_levels)
+
+    def sample_prior(params, key, n, context=None):
+        z_key, x_key = jax.random.split(key)
+        z = jax.random.normal(z_key, (n, module.latent_dim))
+        variables = {"params": params}
+        conditioning = module.apply(variables, z, context, method="conditioning")
+
+        def logits(tokens):
+            return module.apply(variables, grid(tokens), conditioning, method="pixel_logits")
+
+        initial = jnp.zeros((n, *module.event_shape), jnp.int32)
+        return grid(
+            ar_samplers.sample_sequential(x_key, logits, ar_samplers.sample_categorical, initial)
+        )
+
+    model = latent_variable_model(module, categorical_grid_likelihood(num_levels))
+    return model._replace(sample_prior=sample_prior)
+
+
+def _pixel_vae(mc, event_shape: tuple[int, ...], num_levels: int, **fields) -> PixelVAE:
+    """The :class:`PixelVAE` of ``model`` (``pixelcnn_*`` fields) on binary data
+    (``num_levels = 0``) or ``num_levels`` levels, checked."""
+    if len(event_shape) not in (2, 3):
+        raise ValueError(
+            f"model.decoder='pixelcnn' models images of shape (H, W) or (H, W, C); got event "
+            f"shape {tuple(event_shape)}"
+        )
+    if num_levels:
+        check_int("data.num_levels", num_levels, minimum=2)
+    channels = (*event_shape, 1)[2]
+    check_int("model.pixelcnn_features", mc.pixelcnn_features, minimum=channels)
+    check_int("model.pixelcnn_layers", mc.pixelcnn_layers)
+    check_int("model.pixelcnn_context", mc.pixelcnn_context)
+    kernel = mc.pixelcnn_kernel_size
+    check_int("model.pixelcnn_kernel_size", kernel)
+    if kernel % 2 == 0:  # a masked kernel needs a centre
+        raise ValueError(f"model.pixelcnn_kernel_size must be odd; got {kernel}")
+    return PixelVAE(
+        tuple(event_shape),
+        mc.latent_dim,
+        tuple(mc.hidden_sizes),
+        mc.pixelcnn_context,
+        num_levels=num_levels or 2,
+        pixelcnn_features=mc.pixelcnn_features,
+        pixelcnn_layers=mc.pixelcnn_layers,
+        pixelcnn_kernel_size=kernel,
+        **fields,
+    )
+
+
 def make(config, event_shape: tuple[int, ...]) -> Trainer:
     """A Trainer for the VAE of ``config.model`` (``latent_dim``, ``hidden_sizes``, ``decoder``,
     the IAF posterior's ``iaf_steps`` (0: none), ``iaf_context`` and ``iaf_hidden``,
     ``num_classes`` (``C > 0``: the conditional VAE ``p(x | y)`` on labelled batches
     ``{"x", "y"}``, ``data.labels = True``; 0 or absent: unconditional), and the training fields
-    of :func:`jgen.models.latent_variable.make_trainer`).
+    of :func:`jgen.models.latent_variable.make_trainer`). With ``decoder = "pixelcnn"`` the
+    PixelVAE on images ``(H, W[, C])`` of binary data or ``data.num_levels`` levels, its gated
+    PixelCNN ``pixelcnn_features`` wide, ``pixelcnn_layers`` deep with odd kernels
+    ``pixelcnn_kernel_size``, conditioned on ``pixelcnn_context`` channels per sub-pixel.
 
     Raises:
       ValueError: naming the field when ``latent_dim``, ``iaf_steps``, ``iaf_context``, a width
-        of ``iaf_hidden`` or ``num_classes`` is not an integer in range (and as ``make_trainer``
-        and ``likelihood_from_config`` do; with ``num_classes > 0`` an unlabelled batch names
-        ``model.num_classes`` and ``data.labels``).
+        of ``iaf_hidden``, ``num_classes`` or a ``pixelcnn_*`` field is not an integer in range,
+        ``decoder`` is unknown, or ``decoder = "pixelcnn"`` meets an event that is not an image
+        (and as ``make_trainer`` and ``likelihood_from_config`` do; with ``num_classes > 0`` an
+        unlabelled batch names ``model.num_classes`` and ``data.labels``).
     """
     mc = config.model
     check_int("model.latent_dim", mc.latent_dim)
@@ -271,15 +444,23 @@ def make(config, event_shape: tuple[int, ...]) -> Trainer:
         check_int("model.iaf_context", mc.iaf_context)
         for i, width in enumerate(mc.iaf_hidden):
             check_int(f"model.iaf_hidden[{i}]", width)
+    check_choice("model.decoder", mc.decoder, (*DECODERS, "pixelcnn"))
+    fields = dict(
+        iaf_steps=mc.iaf_steps,
+        iaf_context=mc.iaf_context,
+        iaf_hidden=tuple(mc.iaf_hidden),
+        num_classes=num_classes,
+    )
+    if mc.decoder == "pixelcnn":
+        module = _pixel_vae(mc, tuple(event_shape), config.data.num_levels, **fields)
+        likelihood = categorical_grid_likelihood(module.num_levels)
+        return make_trainer(config, event_shape, pixel_vae_model(module), likelihood)
     likelihood = likelihood_from_config(mc, config.data.num_levels)
     module = VAE(
         tuple(event_shape),
         mc.latent_dim,
         tuple(mc.hidden_sizes),
         likelihood.outputs_per_dim,
-        iaf_steps=mc.iaf_steps,
-        iaf_context=mc.iaf_context,
-        iaf_hidden=tuple(mc.iaf_hidden),
-        num_classes=num_classes,
+        **fields,
     )
     return make_trainer(config, event_shape, latent_variable_model(module, likelihood), likelihood)
