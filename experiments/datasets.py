@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from jgen.checks import check_choice, check_int
-from jgen.data import digits, text, tfds_sources, toy2d
+from jgen.data import digits, shapes, text, tfds_sources, toy2d
 from jgen.data.batching import take
 from jgen.data.dataset import Dataset, num_examples
 
@@ -103,6 +103,54 @@ def tfds_dataset(data_config, seed: int) -> Dataset:
     )
 
 
+SPLIT_SEED = 0
+HELD_OUT_FRACTION = 0.1  # of the shapes images, for validation and again for test
+
+
+def split_indices() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fixed train / validation / test rows of the grid (``shapes.load()``).
+
+    A permutation of ``range(n)``, ``n = 6144``, from ``np.random.default_rng(SPLIT_SEED)``: its
+    last ``2 m`` entries, ``m = round(0.1 n) = 614``, are validation then test, the first
+    ``n - 2 m = 4916`` train.
+
+    Returns:
+      Three disjoint int64 index arrays whose union is every row.
+    """
+    order = np.random.default_rng(SPLIT_SEED).permutation(shapes.NUM_IMAGES)
+    held_out = round(HELD_OUT_FRACTION * shapes.NUM_IMAGES)
+    return np.split(order, [shapes.NUM_IMAGES - 2 * held_out, shapes.NUM_IMAGES - held_out])
+
+
+def shapes_dataset(data_config, seed: int) -> Dataset:
+    """The shapes grid as a ``Dataset`` of binary images ``(n, 32, 32)`` on the fixed split of
+    :func:`split_indices`, each split truncated to ``data.num_train`` / ``num_validation`` /
+    ``num_test`` (as the digits loader of ``experiments.datasets`` does).
+
+    Args:
+      data_config: ``config.data``; ``name`` must be ``"shapes"`` and ``labels`` False (the
+        factors are not class labels of a conditional model).
+      seed: unused (the split is fixed).
+
+    Returns:
+      The ``Dataset``.
+
+    Raises:
+      ValueError: naming ``data.name`` or ``data.labels``.
+    """
+    del seed
+    check_choice("data.name", data_config.name, ("shapes",))
+    if data_config.labels:
+        raise ValueError(
+            f"data.labels must be False for data.name='shapes', which has no class labels; got "
+            f"{data_config.labels!r}"
+        )
+    images, _ = shapes.load()
+    limits = (data_config.num_train, data_config.num_validation, data_config.num_test)
+    splits = [take(images[rows], slice(n)) for rows, n in zip(split_indices(), limits, strict=True)]
+    return Dataset(*splits)
+
+
 def text_dataset(data_config, seed: int) -> Dataset:
     """The shipped character corpus (``jgen.data.text``) as int32 token chunks
     ``(n, data.seq_len)``, each split truncated to the configured number of chunks;
@@ -130,6 +178,7 @@ DATASETS = {
     "digits": digits_dataset,
     "tfds": tfds_dataset,
     "text": text_dataset,
+    "shapes": shapes_dataset,
 }
 
 

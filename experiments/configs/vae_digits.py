@@ -124,7 +124,9 @@ def get_config(arg: str | None = None):
     if "conditional" in parts:
         c.model.num_classes, c.data.labels = 10, True
     if "pixelvae" in parts:
-        c.model.decoder = "pixelcnn"
+        # A PixelCNN pass per importance sample: smaller chunks keep the evaluation's
+        # activations (chunk x batch images of 64 features) near 200 MB.
+        c.model.decoder, c.model.eval_chunk = "pixelcnn", 100
     c.model.lock()
     digits_training(c, binary=variant == "binary")
     if "smoke" in parts:
