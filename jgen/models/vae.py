@@ -214,8 +214,10 @@ class PixelVAE(VAE):
         ``2k / (K - 1) - 1``.
       pixelcnn_features: width of both stacks of the gated PixelCNN.
       pixelcnn_layers: its gated layers.
-      pixelcnn_kernel_size: odd kernel of every gated layer (the first included): after ``L``
-        layers a pixel sees ``L (k // 2)`` columns either side in the rows above and to its left.
+      pixelcnn_kernel_size: odd kernel ``k`` of every gated layer (the first included): after
+        ``L`` layers a pixel sees the ``L (k // 2) + 1`` rows above it, ``L (k // 2)`` columns
+        either side, and ``L (k // 2)`` pixels to its left (a local window; ``z`` carries the
+        rest).
     """
 
     num_levels: int = 2
