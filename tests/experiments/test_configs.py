@@ -106,7 +106,8 @@ def test_unknown_command_line_override_is_an_error(tmp_path):
         (
             "source",
             "imagenet",
-            r"data.source must be one of \('toy2d', 'digits', 'tfds'\); got 'imagenet'",
+            r"data.source must be one of \('toy2d', 'digits', 'tfds', 'text', 'shapes'\); "
+            r"got 'imagenet'",
         ),
         ("name", "mooons", "data.name must be one of .*; got 'mooons'"),
     ],

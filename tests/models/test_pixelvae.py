@@ -98,7 +98,7 @@ def test_decoder_sums_to_one_over_every_image_for_fixed_z(x64, event_shape, num_
     z = jnp.broadcast_to(jnp.asarray(zs)[:, None, :], (3, x.shape[0], 2))
     log_px_z = _decoder_log_prob(model, params, x, z)  # (3 values of z, every image)
     np.testing.assert_allclose(scipy.special.logsumexp(log_px_z, axis=1), 0.0, atol=1e-10)
-    # Not vacuous: z changes the distribution (measured: at least 0.2 nats on average).
+    # Not vacuous: z changes the distribution (measured: by 0.7 and 1.5 nats on average).
     assert np.abs(log_px_z[1] - log_px_z[2]).mean() > 0.1
 
 
@@ -139,8 +139,9 @@ def test_decoder_is_the_pixelcnn_categorical_log_likelihood(x64, num_classes):
         return picked.reshape(n, -1).sum(1)
 
     np.testing.assert_allclose(value, reference(jnp.asarray(conditioning)), rtol=1e-12)
-    # Not vacuous: the conditioning map moves log p(x | z) well beyond rounding, and so does its
-    # pixel layout (the map flipped in both directions).
+    # Not vacuous: the conditioning map moves every log p(x | z) far beyond rounding (measured:
+    # agreement to 3e-15; a zero map at least 0.04 nats off, the map flipped in both directions
+    # at least 0.004).
     assert np.all(np.abs(value - reference(jnp.zeros_like(conditioning))) > 1e-3)
     shuffled = conditioning[:, ::-1, ::-1]
     assert np.all(np.abs(value - reference(jnp.asarray(shuffled))) > 1e-3)
