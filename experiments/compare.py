@@ -43,6 +43,8 @@ from experiments.configs import (  # noqa: E402
     autoregressive_digits,
     flow_digits,
     flow_toy2d,
+    gan_digits,
+    gan_toy2d,
     vae_digits,
     vqvae_digits,
 )
@@ -102,7 +104,7 @@ def _timed(fn, *args, **kwargs):
     return out, time.perf_counter() - start
 
 
-def _trained(config, workdir: str) -> tuple[object, object, float, dict]:
+def train_and_restore(config, workdir: str) -> tuple[object, object, float, dict]:
     """Trains a config through the experiment layer and restores the state its test metrics
     come from: the last one, or the one selected on validation (``train.select_metric``)."""
     config.train.progress = False
@@ -127,7 +129,7 @@ def trainer_entry(get_config, arg: str, nll_metric: str, estimator: str, binary:
 
     def fit(workdir: str, smoke: bool) -> Fitted:
         config = get_config(arg + (",smoke" if smoke else ""))
-        trainer, state, seconds, final = _trained(config, workdir)
+        trainer, state, seconds, final = train_and_restore(config, workdir)
         sample = jax.jit(trainer.sample, static_argnums=2)
         return Fitted(
             tree_size(state.params),
@@ -162,13 +164,35 @@ def autoregressive_entry(arg: str):
     return trainer_entry(autoregressive_digits.get_config, arg, "nll", estimator, binary=binary)
 
 
-def flow_coverage(family: str) -> Callable[[str, str, bool], np.ndarray]:
+def toy_coverage(get_config, arg: str) -> Callable[[str, str, bool], np.ndarray]:
+    """The coverage samples of the config ``get_config(f"{toy},{arg}")`` trained on a 2-D toy."""
+
     def samples(toy: str, workdir: str, smoke: bool) -> np.ndarray:
-        config = flow_toy2d.get_config(f"{toy},{family}" + (",smoke" if smoke else ""))
-        trainer, state, _, _ = _trained(config, workdir)
+        config = get_config(f"{toy},{arg}" + (",smoke" if smoke else ""))
+        trainer, state, _, _ = train_and_restore(config, workdir)
         return np.asarray(trainer.sample(state, jax.random.key(1), NUM_COVERAGE_SAMPLES))
 
     return samples
+
+
+def gan_entry(arg: str):
+    """A GAN row on the clean digits (``gan_digits.py:arg``): no likelihood; the parameters
+    counted are the generator's."""
+
+    def fit(workdir: str, smoke: bool) -> Fitted:
+        config = gan_digits.get_config(arg + (",smoke" if smoke else ""))
+        trainer, state, seconds, _ = train_and_restore(config, workdir)
+        sample = jax.jit(trainer.sample, static_argnums=2)
+        return Fitted(
+            tree_size(state.g_params),
+            seconds,
+            lambda key, n: sample(state, key, n),
+            float("nan"),
+            "— (no likelihood)",
+            lambda x: np.clip(x, 0.0, 1.0),
+        )
+
+    return fit
 
 
 def _digits64(variant: str) -> tuple[jax.Array, ...]:
@@ -291,10 +315,10 @@ def gmm_coverage(toy: str, workdir: str, smoke: bool) -> np.ndarray:
 
 
 ENTRIES: dict[str, tuple[Callable, Callable | None]] = {
-    "RealNVP": (flow_entry("realnvp"), flow_coverage("realnvp")),
+    "RealNVP": (flow_entry("realnvp"), toy_coverage(flow_toy2d.get_config, "realnvp")),
     "Glow": (flow_entry("glow"), None),  # Glow's conv couplings need images
-    "MAF": (flow_entry("maf"), flow_coverage("maf")),
-    "spline flow (coupling)": (flow_entry("spline"), flow_coverage("spline")),
+    "MAF": (flow_entry("maf"), toy_coverage(flow_toy2d.get_config, "maf")),
+    "spline flow (coupling)": (flow_entry("spline"), toy_coverage(flow_toy2d.get_config, "spline")),
     "GMM (full)": (gmm_entry("full"), gmm_coverage),
     "GMM (diag)": (gmm_entry("diag"), None),
     "KDE": (kde_entry, None),
@@ -319,6 +343,11 @@ ENTRIES: dict[str, tuple[Callable, Callable | None]] = {
     "transformer (64 pixels)": (autoregressive_entry("binary,transformer"), None),
     "MADE (17 levels)": (autoregressive_entry("levels17,made"), None),
     "gated PixelCNN (17 levels)": (autoregressive_entry("levels17,gated_pixelcnn"), None),
+    "DCGAN (non-saturating)": (
+        gan_entry("non_saturating"),
+        toy_coverage(gan_toy2d.get_config, "non_saturating"),
+    ),
+    "DCGAN (hinge + SN)": (gan_entry("hinge,sn"), toy_coverage(gan_toy2d.get_config, "hinge,sn")),
 }
 
 

@@ -5,7 +5,7 @@ import os
 
 from experiments import datasets
 from jgen.checks import check_choice
-from jgen.models import autoregressive, flow, hvae, vae, vqvae
+from jgen.models import autoregressive, flow, gan, hvae, vae, vqvae
 from jgen.train import parallel
 from jgen.train.loop import train_and_evaluate
 
@@ -15,6 +15,7 @@ MODELS = {
     "hvae": hvae.make,
     "vqvae": vqvae.make,
     "autoregressive": autoregressive.make,
+    "gan": gan.make,
 }
 
 

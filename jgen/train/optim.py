@@ -32,6 +32,8 @@ def make_optimizer(
     num_steps: int = 1,
     grad_clip: float = 0.0,
     weight_decay: float = 0.0,
+    b1: float = 0.9,
+    b2: float = 0.999,
 ) -> optax.GradientTransformation:
     """``clip_by_global_norm(grad_clip)`` (when > 0) followed by the named optimizer.
 
@@ -43,28 +45,35 @@ def make_optimizer(
       num_steps: total training steps, the horizon of the decay.
       grad_clip: maximum global gradient norm; 0 disables clipping.
       weight_decay: decoupled weight decay, only for ``adamw``.
+      b1, b2: Adam's moment decay rates (``adam`` / ``adamw``); GANs use ``b1 = 0.5`` (Radford
+        et al. 2016) or ``b1 = 0, b2 = 0.9`` (Gulrajani et al. 2017; Miyato et al. 2018).
     """
     check_choice("optim.name", name, _OPTIMIZERS)
     if name != "adamw" and weight_decay:
         raise ValueError(f"optim.weight_decay needs optim.name='adamw'; got name={name!r}")
     lr = make_schedule(learning_rate, schedule, warmup_steps, num_steps)
-    opt = (
-        _OPTIMIZERS[name](lr, weight_decay=weight_decay)
-        if name == "adamw"
-        else _OPTIMIZERS[name](lr)
-    )
+    if name == "sgd":
+        opt = optax.sgd(lr)
+    elif name == "adamw":
+        opt = optax.adamw(lr, b1=b1, b2=b2, weight_decay=weight_decay)
+    else:
+        opt = optax.adam(lr, b1=b1, b2=b2)
     return optax.chain(optax.clip_by_global_norm(grad_clip), opt) if grad_clip > 0 else opt
 
 
-def optimizer_from_config(config) -> optax.GradientTransformation:
-    """The optimizer described by ``config.optim``, decaying over ``config.train.num_steps``."""
+def optimizer_from_config(config, learning_rate: float | None = None):
+    """The optimizer described by ``config.optim``, decaying over ``config.train.num_steps``
+    (``optim.b1`` / ``optim.b2`` when the config has them); ``learning_rate`` overrides
+    ``optim.learning_rate`` (a GAN's discriminator, TTUR)."""
     o = config.optim
     return make_optimizer(
         o.name,
-        o.learning_rate,
+        o.learning_rate if learning_rate is None else learning_rate,
         schedule=o.schedule,
         warmup_steps=o.warmup_steps,
         num_steps=config.train.num_steps,
         grad_clip=o.grad_clip,
         weight_decay=o.weight_decay,
+        b1=o.get("b1", 0.9),
+        b2=o.get("b2", 0.999),
     )

@@ -66,6 +66,20 @@ def test_adamw_applies_decoupled_weight_decay():
     np.testing.assert_allclose(updates["w"], -0.1 * 0.5 * 3.0, rtol=1e-6)
 
 
+def test_adam_betas_follow_the_update_formula():
+    # Two Adam steps by hand (Kingma & Ba 2015) with b1 = 0.5, b2 = 0.9, eps = 1e-8.
+    lr, b1, b2, grads = 0.1, 0.5, 0.9, [np.array([1.0, -2.0]), np.array([3.0, 0.5])]
+    opt = make_optimizer("adam", lr, b1=b1, b2=b2)
+    params = {"w": jnp.zeros(2)}
+    state = opt.init(params)
+    m = v = np.zeros(2)
+    for t, g in enumerate(grads, start=1):
+        updates, state = opt.update({"w": jnp.asarray(g)}, state, params)
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g**2
+        expected = -lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + 1e-8)
+        np.testing.assert_allclose(updates["w"], expected, rtol=1e-5)
+
+
 def test_bad_optimizer_settings_are_errors():
     with pytest.raises(ValueError, match="optim.name must be one of .*; got 'adan'"):
         make_optimizer("adan", 1e-3)
