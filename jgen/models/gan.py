@@ -42,8 +42,9 @@ Generators with batch norm sample in batch-statistics mode (the statistics of th
 itself, as the DCGAN reference code does), so ``sample`` needs ``n >= 2``.
 
 A GAN has no likelihood: ``evaluate`` reports per example the discriminator's losses, its
-logits on a real test example and on a fake, whether it ranks that pair correctly
-(``d_accuracy``) and its input-gradient norm ``||grad_x D(x)||`` at the real example. Sample
+logits on a real test example and on a fake of the raw (not averaged) generator, whether it
+ranks that pair correctly (``d_accuracy``) and its input-gradient norm ``||grad_x D(x)||`` at
+the real example. Sample
 quality (FID / KID, mode coverage, MMD) is measured from samples by ``experiments/``.
 """
 
@@ -365,8 +366,9 @@ def make(config, event_shape: tuple[int, ...], loss: gan_losses.GanLoss | None =
     def evaluate(state: GANState, batch, key: PRNGKey) -> dict:
         x, context = split_batch(batch, event_shape, num_classes)
         real = to_model(x)
-        g_params = state.g_params if state.g_ema is None else state.g_ema
-        fake, _ = generate(g_params, state.g_state, key, x.shape[0], context, x.dtype)
+        # The discriminator is judged against the generator it is trained against (the raw
+        # one): the lagging EMA generator's fakes are easier to spot.
+        fake, _ = generate(state.g_params, state.g_state, key, x.shape[0], context, x.dtype)
         real_logits, _ = logits(state.d_params, state.d_state, real, context, False)
         fake_logits, _ = logits(state.d_params, state.d_state, fake, context, False)
         eval_critic = lambda y: logits(state.d_params, state.d_state, y, context, False)[0]  # noqa: E731
