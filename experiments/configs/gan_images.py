@@ -35,7 +35,7 @@ def get_config(arg: str | None = None):
     c.train.sample_every = 10_000
     c.train.checkpoint_every = 5_000
     c.train.num_samples = 64
-    c = with_options(c, parts, loss)
+    c = with_options(c, parts, loss, r1_gamma=10.0)
     if "smoke" in parts:
         c = default.shrink_for_smoke(c)
         c.train.batch_size = 16 * c.model.disc_steps
