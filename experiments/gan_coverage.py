@@ -2,7 +2,7 @@
 
     python experiments/gan_coverage.py [--workdir=runs/gan_coverage] [--out=docs/gan_coverage.md]
                                        [--seeds=3] [--variants=non_saturating,hinge+sn,...]
-                                       [--smoke]
+                                       [--toys=ring8,grid25] [--smoke]
 
 Each variant is a ``gan_toy2d.py`` option list (``+`` joins options: ``wasserstein+gp``) trained
 through the experiment layer with each seed; 2500 samples of its final generator are scored by
@@ -77,15 +77,16 @@ def _cell(values: list[float], spec: str) -> str:
 
 def table(results: dict, seeds: int, steps: int) -> str:
     """Markdown: one row per variant, per toy the modes covered, the high-quality share and
-    MMD^2, each the mean (min–max) over seeds."""
+    MMD^2, each the mean (min–max) over seeds. ``results[variant][toy]`` lists the seeds' scores."""
+    toys = list(next(iter(results.values())))
     head = "| loss + regulariser |"
     rule = "| --- |"
-    for toy in TOYS:
+    for toy in toys:
         k = len(toy2d.mixture_modes(toy)[0])
         head += f" {toy}: modes (of {k}) | {toy}: high quality | {toy}: MMD² |"
         rule += " ---: | ---: | ---: |"
     lines = [
-        "# GAN mode coverage on ring8 and grid25",
+        f"# GAN mode coverage on {' and '.join(toys)}",
         "",
         f"`python experiments/gan_coverage.py --seeds={seeds}` ({steps} generator steps per run, "
         f"`experiments/configs/gan_toy2d.py`; {NUM_COVERAGE_SAMPLES} samples; mean (min–max) over "
@@ -98,7 +99,7 @@ def table(results: dict, seeds: int, steps: int) -> str:
     ]
     for variant in results:
         row = f"| {variant.replace('+', ' + ')} |"
-        for toy in TOYS:
+        for toy in toys:
             runs = results[variant][toy]
             row += f" {_cell([r['modes'] for r in runs], '.1f')} |"
             row += f" {_cell([100 * r['high_quality'] for r in runs], '.0f')}% |"
@@ -113,15 +114,23 @@ def main(argv=None) -> str:
     parser.add_argument("--out", default="docs/gan_coverage.md")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--toys", default=",".join(TOYS))
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1; got {args.seeds}")
     variants = [v for v in args.variants.split(",") if v]
+    toys = [t for t in args.toys.split(",") if t]
+    unknown = [t for t in toys if t not in TOYS]
+    if unknown or not toys or not variants:
+        raise ValueError(
+            f"--toys takes names from {list(TOYS)} and --variants at least one variant; got "
+            f"--toys={args.toys!r} --variants={args.variants!r}"
+        )
     results: dict = {}
     for variant in variants:
         results[variant] = {}
-        for toy in TOYS:
+        for toy in toys:
             runs = []
             for seed in range(args.seeds):
                 workdir = os.path.join(args.workdir, variant, toy, f"seed{seed}")
