@@ -102,7 +102,7 @@ def sigmoid_schedule(num_steps: int, rad: float = 4.0) -> Array:
 # Checks.
 
 
-def _check_betas(betas) -> Array:
+def check_betas(betas) -> Array:
     betas = jnp.asarray(betas)
     if betas.ndim != 1 or betas.shape[0] < 2:
         raise ValueError(
@@ -159,7 +159,7 @@ def _anneal(
             f"{x0_name} must be a floating-point batch of shape (n, *event); got shape "
             f"{tuple(x0.shape)} and dtype {x0.dtype}"
         )
-    betas = _check_betas(betas)
+    betas = check_betas(betas)
     step_size = _check_step_size(step_size, betas.shape[0])
     check_int("n_leapfrog", n_leapfrog)
     check_int("n_hmc", n_hmc)

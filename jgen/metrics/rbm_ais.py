@@ -45,7 +45,7 @@ import numpy as np
 
 from jgen.checks import check_batch, check_int, check_positive
 from jgen.energies import rbm
-from jgen.metrics.ais import AISResult, _check_betas
+from jgen.metrics.ais import AISResult, check_betas
 from jgen.metrics.importance import log_mean_exp
 from jgen.samplers.chain import run_chain
 from jgen.types import Array, PRNGKey
@@ -173,7 +173,7 @@ def rbm_ais(
     """
     d_v, d_h, dtype, base_bias = _check(params, base_bias)
     check_int("num_chains", num_chains)
-    betas = _check_betas(betas)
+    betas = check_betas(betas)
     key_init, key_chains = jax.random.split(key)
     v0 = _bernoulli(key_init, jnp.broadcast_to(base_bias, (num_chains, d_v)))
     log_w0 = jnp.full((num_chains,), base_log_partition(base_bias, d_h), dtype)
@@ -223,7 +223,7 @@ def rbm_reverse_ais(
     check_batch("model_samples", model_samples, (d_v,), floating=False)
     if np.shape(model_samples)[0] == 0:
         raise ValueError("model_samples must hold at least one sample; got shape (0, d_v)")
-    betas = _check_betas(betas)
+    betas = check_betas(betas)
     v0 = jnp.asarray(model_samples).astype(dtype)
     log_w0 = jnp.full((v0.shape[0],), -base_log_partition(base_bias, d_h), dtype)
     v, log_w = _anneal(key, params, base_bias, v0, betas, log_w0, reverse=True)
