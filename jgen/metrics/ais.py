@@ -103,6 +103,12 @@ def sigmoid_schedule(num_steps: int, rad: float = 4.0) -> Array:
 
 
 def check_betas(betas) -> Array:
+    """``betas`` as an array after checking it is an annealing schedule: 1-D, at least two
+    entries, non-decreasing from exactly 0 to exactly 1 (values checked where concrete).
+
+    Raises:
+      ValueError: naming ``betas`` with the received shape or values.
+    """
     betas = jnp.asarray(betas)
     if betas.ndim != 1 or betas.shape[0] < 2:
         raise ValueError(
