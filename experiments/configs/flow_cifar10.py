@@ -25,7 +25,7 @@ def get_config(arg: str | None = None):
     c.train.sample_every = 10_000
     c.train.checkpoint_every = 5_000
     c.train.num_samples = 64
-    if arg == "smoke":
-        c.model.num_layers, c.model.hidden_sizes = 2, (16,)
+    if arg == "smoke":  # two scales (one factored-out half) of one narrow step: a short compile
+        c.model.num_scales, c.model.num_layers, c.model.hidden_sizes = 2, 1, (16,)
         return default.shrink_for_smoke(c)
     return c

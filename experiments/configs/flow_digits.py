@@ -41,4 +41,7 @@ def get_config(arg: str | None = None):
     c.train.eval_every = 500
     c.train.sample_every = 1_000
     c.train.num_samples = 64
-    return default.shrink_for_smoke(c) if "smoke" in parts else c
+    if "smoke" in parts:  # every family's code path, with two narrow layers (a short compile)
+        c.model.num_layers, c.model.hidden_sizes = 2, (16,) * len(c.model.hidden_sizes)
+        return default.shrink_for_smoke(c)
+    return c

@@ -62,5 +62,6 @@ def get_config(arg: str | None = None):
     if "smoke" in parts:
         c = default.shrink_for_smoke(c)
         c.model.eval_samples, c.model.eval_chunk, c.model.kl_warmup_steps = 20, 10, 10
+        c.model.hidden_sizes = (256,)  # one hidden layer each way: a shorter compile
         c.disentanglement.num_train, c.disentanglement.num_eval = 500, 500
     return c

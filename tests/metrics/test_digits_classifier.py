@@ -55,7 +55,8 @@ def test_weights_round_trip_and_mismatch(tmp_path, params):
 
 @pytest.mark.slow
 def test_short_training_learns():
-    # 200 steps reach about 0.9 validation accuracy; chance is 0.1.
-    _, history = digits_classifier.train(jax.random.key(1), num_steps=200)
+    # At 3x the default learning rate, 100 steps (each ~0.1 s on a CPU: the test's cost) reach a
+    # final loss of about 0.3 and 0.96 validation accuracy; chance is 0.1.
+    _, history = digits_classifier.train(jax.random.key(1), num_steps=100, learning_rate=3e-3)
     assert float(history.loss[-20:].mean()) < 0.5 < float(history.loss[:20].mean())
     assert history.validation_accuracy > 0.8

@@ -16,8 +16,14 @@ def main_command(workdir, *overrides, config=MOONS + ":smoke"):
 
 
 def subprocess_env(num_devices: int) -> dict:
+    """The environment of a test's experiment process: ``num_devices`` CPU devices, and XLA's
+    backend optimisations off. These runs train a few steps of small models, so compiling, not
+    running, is their cost, and unoptimised code compiles about three times faster; every process
+    of a test gets the same flags, so runs that must agree still agree bit for bit."""
     env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={num_devices}"
+    env["XLA_FLAGS"] = (
+        f"--xla_force_host_platform_device_count={num_devices} --xla_backend_optimization_level=0"
+    )
     env["JAX_PLATFORMS"] = "cpu"
     return env
 

@@ -42,11 +42,16 @@ def small_dataset():
 
 
 def test_sigkill_mid_training_then_resume_is_bit_identical(tmp_path):
+    # A small flow, as three processes compile it; the kill comes within ~10 ms of the first
+    # checkpoint, and the 9 checkpoints still ahead of the run (~0.1 s each) keep it mid-training.
+    num_steps, every = 200, 20
     overrides = [
-        "--config.train.num_steps=600",
-        "--config.train.checkpoint_every=50",
-        "--config.train.log_every=50",
-        "--config.train.eval_every=300",
+        "--config.model.num_layers=2",
+        "--config.model.hidden_sizes=(16,)",
+        f"--config.train.num_steps={num_steps}",
+        f"--config.train.checkpoint_every={every}",
+        f"--config.train.log_every={every}",
+        f"--config.train.eval_every={num_steps // 2}",
     ]
     killed = str(tmp_path / "killed")
     proc = subprocess.Popen(
@@ -57,23 +62,24 @@ def test_sigkill_mid_training_then_resume_is_bit_identical(tmp_path):
     )
     deadline = time.time() + 120
     while not runs.checkpoint_steps(killed) and time.time() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     steps_at_kill = runs.checkpoint_steps(killed)
     assert proc.returncode == -signal.SIGKILL
-    assert steps_at_kill and max(steps_at_kill) < 600, steps_at_kill
+    assert steps_at_kill and max(steps_at_kill) < num_steps, steps_at_kill
 
     runs.run_main(killed, *overrides)
     straight = str(tmp_path / "straight")
     runs.run_main(straight, *overrides)
 
-    resumed, reference = runs.load_checkpoint(killed, 600), runs.load_checkpoint(straight, 600)
+    resumed = runs.load_checkpoint(killed, num_steps)
+    reference = runs.load_checkpoint(straight, num_steps)
     for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(reference), strict=True):
         np.testing.assert_array_equal(a, b)
     # The metrics file reads as one run: each step logged once, in order.
     steps = [r["step"] for r in read_metrics(killed) if "train/loss" in r]
-    assert steps == list(range(50, 601, 50))
+    assert steps == list(range(every, num_steps + 1, every))
 
 
 def nan_after(trainer: Trainer, bad_step: int) -> Trainer:
