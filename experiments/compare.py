@@ -51,7 +51,7 @@ from experiments.configs import (  # noqa: E402
 from jgen.data import digits, toy2d  # noqa: E402
 from jgen.data.batching import take  # noqa: E402
 from jgen.losses.likelihood import bits_per_dim, dequantized_nll  # noqa: E402
-from jgen.metrics import coverage, digits_classifier, fid, kde  # noqa: E402
+from jgen.metrics import coverage, digits_classifier, fid, kde, mmd  # noqa: E402
 from jgen.mixtures import bernoulli, gmm  # noqa: E402
 from jgen.train import checkpoint  # noqa: E402
 from jgen.train.state import tree_size  # noqa: E402
@@ -173,6 +173,14 @@ def toy_coverage(get_config, arg: str) -> Callable[[str, str, bool], np.ndarray]
         return np.asarray(trainer.sample(state, jax.random.key(1), NUM_COVERAGE_SAMPLES))
 
     return samples
+
+
+def mmd2_to_data(toy: str, samples: np.ndarray, key) -> float:
+    """Unbiased MMD^2 of ``samples`` to as many fresh points of ``toy`` (Gaussian kernel, the
+    median-heuristic bandwidth of the data; Gretton et al. 2012)."""
+    data = toy2d.sample(toy, key, len(samples))
+    bandwidth = mmd.median_heuristic(data)
+    return float(mmd.mmd2_unbiased(samples, data, mmd.gaussian_kernel(bandwidth)))
 
 
 def gan_entry(arg: str):

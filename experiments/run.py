@@ -5,7 +5,7 @@ import os
 
 from experiments import datasets
 from jgen.checks import check_choice
-from jgen.models import autoregressive, flow, gan, hvae, vae, vqvae
+from jgen.models import autoregressive, dbn, ebm, flow, gan, hvae, rbm, vae, vqvae
 from jgen.train import parallel
 from jgen.train.loop import train_and_evaluate
 
@@ -16,6 +16,9 @@ MODELS = {
     "vqvae": vqvae.make,
     "autoregressive": autoregressive.make,
     "gan": gan.make,
+    "ebm": ebm.make,
+    "rbm": rbm.make,
+    "dbn": dbn.make,
 }
 
 

@@ -79,7 +79,9 @@ def _raise_if_bad(first_bad, last_saved: int | None) -> None:
         where = "no checkpoint was written" if last_saved is None else f"step {last_saved}"
         raise FloatingPointError(
             f"training loss became NaN or infinite at step {bad_step}; stopped before "
-            f"checkpointing that state (last good checkpoint: {where})"
+            f"checkpointing that state (last good checkpoint: {where}). Models that detect their "
+            f"own divergence report an infinite loss (an EBM whose energies exceed "
+            f"model.max_energy: see its logged diverged_energy)"
         )
 
 

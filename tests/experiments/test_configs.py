@@ -42,12 +42,13 @@ def fake_tfds_dir(tmp_path_factory):
 # Config arguments beyond the default: families whose state goes through the loop's checkpoints
 # differently (Glow's fixed permutations, residual flows' spectral-norm vectors, a variational
 # dequantizer's parameters), the other VAE decoder with the IWAE objective, and the
-# autoregressive pieces the default variants miss (mask sets, RGB logistic mixtures, WaveNet).
+# autoregressive pieces the default variants miss (mask sets, RGB logistic mixtures, WaveNet),
+# the GAN pieces (k critic steps, penalties, spectral norm, projection heads, replay) and JEM.
+# Glow on images with a channel axis runs as flow_cifar10.py:smoke, on (H, W) digits below.
 VARIANTS = [
     ("flow_digits.py", "glow,smoke"),
     ("flow_toy2d.py", "moons,residual,smoke"),
     ("flow_digits.py", "variational,smoke"),
-    ("flow_mnist.py", "glow,smoke"),
     ("vae_digits.py", "continuous,dreg50,smoke"),
     ("vae_digits.py", "ladder,iwae5,smoke"),
     ("vae_digits.py", "binary,iaf,conditional,smoke"),
@@ -55,6 +56,9 @@ VARIANTS = [
     ("autoregressive_digits.py", "made_agnostic,smoke"),
     ("autoregressive_images.py", "cifar10,smoke"),
     ("char_lm.py", "wavenet,smoke"),
+    ("gan_digits.py", "hinge,sn,conditional,smoke"),
+    ("gan_toy2d.py", "grid25,wasserstein,gp,mbstd,replay,smoke"),
+    ("ebm_digits.py", "jem,short_run,smoke"),
 ]
 SMOKE_RUNS = [(p, "smoke") for p in CONFIGS] + [
     (os.path.join(runs.ROOT, "experiments/configs", name), arg) for name, arg in VARIANTS
