@@ -100,7 +100,7 @@ def table(results: dict, seeds: int, steps: int) -> str:
             runs = results[variant][toy]
             row += f" {_cell([r['modes'] for r in runs], '.1f')} |"
             row += f" {_cell([100 * r['high_quality'] for r in runs], '.0f')}% |"
-            row += f" {_cell([r['mmd2'] for r in runs], '.3f')} |"
+            row += f" {_cell([r['mmd2'] for r in runs], '.4f')} |"
         lines.append(row)
     return "\n".join(lines) + "\n"
 
