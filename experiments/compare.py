@@ -41,10 +41,13 @@ import numpy as np  # noqa: E402
 from experiments import run as run_experiment  # noqa: E402
 from experiments.configs import (  # noqa: E402
     autoregressive_digits,
+    dbn_digits,
+    ebm_digits,
     flow_digits,
     flow_toy2d,
     gan_digits,
     gan_toy2d,
+    rbm_digits,
     vae_digits,
     vqvae_digits,
 )
@@ -122,17 +125,24 @@ def train_and_restore(config, workdir: str) -> tuple[object, object, float, dict
     return trainer, state, seconds, final
 
 
-def trainer_entry(get_config, arg: str, nll_metric: str, estimator: str, binary: bool = False):
+def trainer_entry(
+    get_config,
+    arg: str,
+    nll_metric: str,
+    estimator: str,
+    binary: bool = False,
+    params_of: Callable = lambda state: state.params,
+):
     """A row for an experiment config ``get_config(arg)``, trained through the experiment layer;
     its test NLL is the final metric ``test/<nll_metric>``; ``estimator`` may name config fields
-    (``str.format`` with ``config``)."""
+    (``str.format`` with ``config``); ``params_of(state)`` are the parameters counted."""
 
     def fit(workdir: str, smoke: bool) -> Fitted:
         config = get_config(arg + (",smoke" if smoke else ""))
         trainer, state, seconds, final = train_and_restore(config, workdir)
         sample = jax.jit(trainer.sample, static_argnums=2)
         return Fitted(
-            tree_size(state.params),
+            tree_size(params_of(state)),
             seconds,
             lambda key, n: sample(state, key, n),
             final[f"test/{nll_metric}"],
@@ -183,24 +193,34 @@ def mmd2_to_data(toy: str, samples: np.ndarray, key) -> float:
     return float(mmd.mmd2_unbiased(samples, data, mmd.gaussian_kernel(bandwidth)))
 
 
-def gan_entry(arg: str):
-    """A GAN row on the clean digits (``gan_digits.py:arg``): no likelihood; the parameters
-    counted are the generator's."""
+def unnormalised_entry(get_config, arg: str, why: str, params_of: Callable):
+    """A row without a likelihood (a GAN, an EBM) on the clean digits, ``get_config(arg)``;
+    ``why`` says why the NLL is missing, ``params_of(state)`` are the parameters counted."""
 
     def fit(workdir: str, smoke: bool) -> Fitted:
-        config = gan_digits.get_config(arg + (",smoke" if smoke else ""))
+        config = get_config(arg + (",smoke" if smoke else ""))
         trainer, state, seconds, _ = train_and_restore(config, workdir)
         sample = jax.jit(trainer.sample, static_argnums=2)
         return Fitted(
-            tree_size(state.g_params),
+            tree_size(params_of(state)),
             seconds,
             lambda key, n: sample(state, key, n),
             float("nan"),
-            "— (no likelihood)",
+            f"— ({why})",
             lambda x: np.clip(x, 0.0, 1.0),
         )
 
     return fit
+
+
+def gan_entry(arg: str):
+    """A GAN row on the clean digits (``gan_digits.py:arg``); the generator's parameters."""
+    return unnormalised_entry(gan_digits.get_config, arg, "no likelihood", lambda s: s.g_params)
+
+
+def ebm_entry(arg: str):
+    """A deep-EBM row on the clean digits (``ebm_digits.py:arg``): ``log Z`` is unknown."""
+    return unnormalised_entry(ebm_digits.get_config, arg, "unnormalised", lambda s: s.params)
 
 
 def _digits64(variant: str) -> tuple[jax.Array, ...]:
@@ -356,6 +376,27 @@ ENTRIES: dict[str, tuple[Callable, Callable | None]] = {
         toy_coverage(gan_toy2d.get_config, "non_saturating"),
     ),
     "DCGAN (hinge + SN)": (gan_entry("hinge,sn"), toy_coverage(gan_toy2d.get_config, "hinge,sn")),
+    "RBM 64x16 (CD-1)": (
+        trainer_entry(rbm_digits.get_config, "cd1", "nll", "exact", binary=True),
+        None,
+    ),
+    "RBM 64x16 (PCD)": (
+        trainer_entry(rbm_digits.get_config, "pcd", "nll", "exact", binary=True),
+        None,
+    ),
+    "DBN 64-100-16": (
+        trainer_entry(
+            dbn_digits.get_config,
+            "small",
+            "nll_bound",
+            "IS bound (k={config.model.eval_samples})",
+            binary=True,
+            params_of=lambda state: state.layers,
+        ),
+        None,
+    ),
+    "deep EBM (persistent Langevin)": (ebm_entry(""), None),
+    "JEM": (ebm_entry("jem"), None),
 }
 
 
@@ -453,8 +494,12 @@ HEADER = (
     "evaluated every 100; exact NLL; samples drawn one pixel per network pass, or through the "
     "transformer's cache); the GANs' `gan_digits.py:LOSS[,sn]` (DCGAN on the clean digits, "
     "10,000 generator steps, samples from the EMA generator; no likelihood) and their 2-D runs "
-    "`gan_toy2d.py:TOY,LOSS[,sn]` (20,000 steps); mixtures by EM to convergence (at most 200 "
-    "iterations), K and the KDE bandwidth chosen on validation likelihood. Times are wall "
+    "`gan_toy2d.py:TOY,LOSS[,sn]` (20,000 steps); the RBMs' `rbm_digits.py:cd1|pcd` (the best "
+    "validation NLL of 10,000 updates; exact NLL) and the DBN's `dbn_digits.py:small` (10,000 "
+    "updates per layer; importance-sampled bound); the deep EBM's and JEM's "
+    "`ebm_digits.py[:jem]` (2000 updates with persistent Langevin chains; samples 100 Langevin "
+    "steps from the replay buffer; no normalised likelihood); mixtures by EM to convergence (at "
+    "most 200 iterations), K and the KDE bandwidth chosen on validation likelihood. Times are wall "
     "seconds on the machine of each run (listed below the table), compilation included; other "
     "jobs shared its cores, so they are upper bounds.\n\n"
     "| model | data | parameters | train (s) | sample 1000 (s) | test NLL (nats) | bits/dim "
