@@ -5,7 +5,7 @@ import os
 
 from experiments import datasets
 from jgen.checks import check_choice
-from jgen.models import autoregressive, dbn, ebm, flow, gan, hvae, rbm, vae, vqvae
+from jgen.models import autoregressive, dbn, ddpm, ebm, flow, gan, hvae, rbm, vae, vqvae
 from jgen.train import parallel
 from jgen.train.loop import train_and_evaluate
 
@@ -19,6 +19,7 @@ MODELS = {
     "ebm": ebm.make,
     "rbm": rbm.make,
     "dbn": dbn.make,
+    "ddpm": ddpm.make,
 }
 
 

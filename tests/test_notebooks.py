@@ -85,8 +85,52 @@ def check_gan(outputs: str) -> None:
     assert 0.0 < d_loss < 4.0, d_loss
 
 
+def check_energy_based(outputs: str) -> None:
+    lines = outputs.splitlines()
+
+    def fields(prefix: str) -> dict[str, dict[str, float]]:
+        # "PREFIX name: key=value key=value ..." -> {name: {key: value}}
+        table = {}
+        for line in lines:
+            if line.startswith(prefix + " "):
+                name, values = line[len(prefix) + 1 :].split(": ")
+                table[name] = {k: float(v) for k, v in (part.split("=") for part in values.split())}
+        return table
+
+    mode = outputs.split("mode:")[1].split()[0]
+    entropy = float(outputs.split("true entropy")[1].split()[0])
+    references, results = fields("REFERENCE"), fields("RESULT")
+    names = (
+        "max likelihood (PCD)",
+        "denoising score matching",
+        "noise contrastive",
+        "short-run + gradient penalty (new)",
+    )
+    assert sorted(results) == sorted(names), results
+    # A mixture of 8 equal Gaussians of std s = 0.5/1.414 has at most the entropy of disjoint ones,
+    # log 8 + log(2 pi e s^2) = 2.838 nats; modes 6 std apart overlap little (jgen's quadrature
+    # gives 2.832).
+    bound = np.log(8) + np.log(2 * np.pi * np.e * (0.5 / 1.414) ** 2)
+    assert bound - 0.02 < entropy <= bound, entropy
+    # An exact sample's unbiased MMD^2 is 0 up to its sampling spread (about 5e-4 for the 1,000
+    # points of the smoke mode, 1.3e-4 for 4,000).
+    assert abs(references["exact"]["mmd2"]) < 2e-3, references
+    for name, r in results.items():
+        assert all(np.isfinite(list(r.values()))), (name, r)
+        # With log Z by quadrature the model is a density normalised on the box, so its test NLL
+        # estimates the cross-entropy H(p, q) >= H(p): the paired KL estimate is >= 0 up to 4
+        # standard errors (and the midpoint rule's error); a wrong log Z breaks this.
+        assert r["kl"] > -4 * r["kl_se"] - 1e-2, (name, r)
+        # Even the smoke mode's 600 steps beat the uniform density on the box [-5, 5]^2 (NLL
+        # log 100 = 4.61 nats) and the uniform noise the Langevin chains start from.
+        assert r["nll"] < np.log(100.0) and r["mmd2"] < references["noise"]["mmd2"], (name, r)
+        if mode == "full":  # 4,000 steps: every objective within 0.4 nats of the entropy
+            assert r["kl"] < 0.4 and r["mmd2"] < 1e-2, (name, r)
+
+
 CHECKS = {
     "autoregressive.ipynb": check_autoregressive,
+    "energy_based.ipynb": check_energy_based,
     "flows.ipynb": check_flows,
     "gan.ipynb": check_gan,
     "samplers.ipynb": check_samplers,
