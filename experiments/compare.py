@@ -497,7 +497,7 @@ HEADER = (
     "`gan_toy2d.py:TOY,LOSS[,sn]` (20,000 steps); the RBMs' `rbm_digits.py:cd1|pcd` (the best "
     "validation NLL of 10,000 updates; exact NLL) and the DBN's `dbn_digits.py:small` (10,000 "
     "updates per layer; importance-sampled bound); the deep EBM's and JEM's "
-    "`ebm_digits.py[:jem]` (2000 updates with persistent Langevin chains; samples 100 Langevin "
+    "`ebm_digits.py[:jem]` (5000 updates with persistent Langevin chains; samples 100 Langevin "
     "steps from the replay buffer; no normalised likelihood); mixtures by EM to convergence (at "
     "most 200 iterations), K and the KDE bandwidth chosen on validation likelihood. Times are wall "
     "seconds on the machine of each run (listed below the table), compilation included; other "
