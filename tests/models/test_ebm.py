@@ -143,6 +143,7 @@ def test_divergence_gives_an_infinite_loss_and_the_energy():
         ({"chains": "forever"}, (2,), "model.chains"),
         ({"architecture": "conv"}, (2,), "images"),
         ({"init_range": (1.0, -1.0)}, (2,), "model.init_range"),
+        ({"box": (3.0, 3.0)}, (2,), "model.box"),
         ({"reinit_fraction": 1.5}, (2,), "model.reinit_fraction"),
         ({"step_size": 0.0}, (2,), "model.step_size"),
         ({"l2_weight": -1.0}, (2,), "model.l2_weight"),
