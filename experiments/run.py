@@ -5,7 +5,20 @@ import os
 
 from experiments import datasets
 from jgen.checks import check_choice
-from jgen.models import autoregressive, dbn, ddpm, ebm, flow, gan, hvae, rbm, vae, vqvae
+from jgen.models import (
+    autoregressive,
+    dbn,
+    ddpm,
+    ebm,
+    flow,
+    gan,
+    hvae,
+    ncsn,
+    rbm,
+    score_sde,
+    vae,
+    vqvae,
+)
 from jgen.train import parallel
 from jgen.train.loop import train_and_evaluate
 
@@ -20,6 +33,8 @@ MODELS = {
     "rbm": rbm.make,
     "dbn": dbn.make,
     "ddpm": ddpm.make,
+    "ncsn": ncsn.make,
+    "score_sde": score_sde.make,
 }
 
 

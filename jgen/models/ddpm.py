@@ -69,7 +69,9 @@ class DDPMState(NamedTuple):
     ema: Params | None
 
 
-def _network(config, event_shape: tuple[int, ...]):
+def network(config, event_shape: tuple[int, ...]):
+    """The noise / score network of ``config.model``: :class:`ScoreMLP` (``architecture='mlp'``)
+    or :class:`UNet` (``'unet'``, images only); shared by the NCSN and score-SDE trainers."""
     mc = config.model
     check_choice("model.architecture", mc.architecture, ARCHITECTURES)
     if mc.architecture == "mlp":
@@ -133,7 +135,7 @@ def make(config, event_shape: tuple[int, ...]) -> Trainer:
     event_shape = tuple(event_shape)
     images = len(event_shape) >= 2
     num_classes = mc.num_classes
-    module = _network(config, event_shape)
+    module = network(config, event_shape)
     betas = SCHEDULES[mc.schedule](mc.diffusion_steps)
     abar = schedules.alphas_cumprod(betas)
     optimizer = optimizer_from_config(config)
