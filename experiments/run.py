@@ -13,6 +13,7 @@ from jgen.models import (
     flow,
     gan,
     hvae,
+    multinomial_diffusion,
     ncsn,
     rbm,
     score_sde,
@@ -35,6 +36,7 @@ MODELS = {
     "ddpm": ddpm.make,
     "ncsn": ncsn.make,
     "score_sde": score_sde.make,
+    "multinomial_diffusion": multinomial_diffusion.make,
 }
 
 

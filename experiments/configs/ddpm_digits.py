@@ -50,6 +50,7 @@ def get_config(arg: str | None = None):
         small = unet_config_for((8, 8), small=True)
         c.model.channels, c.model.num_res_blocks = small["channels"], small["num_res_blocks"]
         c.model.num_groups = small["num_groups"]
+        c.model.channel_mults = (1,)  # one level (res blocks, attention): a shorter compile
         c.model.diffusion_steps, c.model.sample_steps = 20, 5
         c.train.batch_size, c.train.num_samples = 16, 16
     return c

@@ -38,7 +38,8 @@ def _train(trainer, data_fn, num_steps, batch_size=256, seed=0):
     @jax.jit
     def run(state, key):
         def body(state, k):
-            state, metrics = trainer.step(state, data_fn(jax.random.fold_in(k, 0), batch_size), k)
+            k_data, k_step = jax.random.split(k)  # fold_in(k, 0) would equal split(k)[0]
+            state, metrics = trainer.step(state, data_fn(k_data, batch_size), k_step)
             return state, metrics["loss"]
 
         return jax.lax.scan(body, state, jax.random.split(key, num_steps))

@@ -40,7 +40,8 @@ def trained():
     @jax.jit
     def run(state, key):
         def body(state, k):
-            state, metrics = trainer.step(state, _gaussian(jax.random.fold_in(k, 0), BATCH), k)
+            k_data, k_step = jax.random.split(k)  # fold_in(k, 0) would equal split(k)[0]
+            state, metrics = trainer.step(state, _gaussian(k_data, BATCH), k_step)
             return state, metrics["loss"]
 
         return jax.lax.scan(body, state, jax.random.split(key, TRAIN_STEPS))
