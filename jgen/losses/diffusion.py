@@ -493,11 +493,32 @@ def vlb(
         eps_hat, v = _call_model(eps_fn, x_t, t, variance)
         return _vlb_term(eps_hat, v, x0, x_t, t, betas, variance, num_bins, clip)[0]
 
+    return bound_from_terms(term_at, prior, key, n_steps, estimator, _num_dims(x0))
+
+
+def bound_from_terms(
+    term_at: Callable[[Array, PRNGKey], Array],
+    prior: Array,
+    key: PRNGKey,
+    n_steps: int,
+    estimator: str,
+    num_dims: int,
+) -> tuple[Array, dict]:
+    """``L_T + sum_t L_t``, the bound of any diffusion whose per-step terms ``term_at(t (n,),
+    key) -> (n,)`` are known (Gaussian here, categorical in
+    :mod:`jgen.losses.multinomial_diffusion`): summed over every step (``"exact"``, a
+    ``lax.scan``, the step ``t`` drawn with ``fold_in(key, t)``) or ``L_T + N L_t`` at one step
+    ``t ~ Uniform{0..N-1}`` per example (``"sample"``).
+
+    Returns:
+      ``(bound (n,), aux)`` with ``prior``, ``bits_per_dim`` and ``terms`` ``(n, N)`` (exact) or
+      ``t`` and ``term`` (sample).
+    """
+    batch = prior.shape[:1]
     if estimator == "exact":
 
         def step(carry, t):
-            t_vec = jnp.full(x0.shape[:1], t, jnp.int32)
-            return carry, term_at(t_vec, jax.random.fold_in(key, t))
+            return carry, term_at(jnp.full(batch, t, jnp.int32), jax.random.fold_in(key, t))
 
         _, terms = jax.lax.scan(step, None, jnp.arange(n_steps))
         terms = terms.T
@@ -505,11 +526,11 @@ def vlb(
         aux = {"terms": terms}
     else:
         t_key, noise_key = jax.random.split(key)
-        t = jax.random.randint(t_key, x0.shape[:1], 0, n_steps)
+        t = jax.random.randint(t_key, batch, 0, n_steps)
         term = term_at(t, noise_key)
         total = prior + n_steps * term
         aux = {"t": t, "term": term}
-    aux.update(prior=prior, bits_per_dim=bits_per_dim(total, _num_dims(x0)))
+    aux.update(prior=prior, bits_per_dim=bits_per_dim(total, num_dims))
     return total, aux
 
 

@@ -48,8 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgen.checks import _concrete, check_choice, check_int, check_sample_shape
-from jgen.losses.diffusion import ESTIMATORS
-from jgen.losses.likelihood import bits_per_dim
+from jgen.losses.diffusion import ESTIMATORS, bound_from_terms
 from jgen.samplers.ddpm import _check_schedule
 from jgen.sdes.sde import expand
 from jgen.types import Array, PRNGKey
@@ -450,24 +449,7 @@ def vlb(
         x_t = sample_categorical(noise_key, log_marginal(log_one_hot(x0, num_classes), t, betas))
         return _term(logits_fn, x0, x_t, t, betas, num_classes)[0]
 
-    if estimator == "exact":
-
-        def step(carry, t):
-            t_vec = jnp.full(x0.shape[:1], t, jnp.int32)
-            return carry, term_at(t_vec, jax.random.fold_in(key, t))
-
-        _, terms = jax.lax.scan(step, None, jnp.arange(n_steps))
-        terms = terms.T
-        total = prior + jnp.sum(terms, axis=1)
-        aux = {"terms": terms}
-    else:
-        t_key, noise_key = jax.random.split(key)
-        t = jax.random.randint(t_key, x0.shape[:1], 0, n_steps)
-        term = term_at(t, noise_key)
-        total = prior + n_steps * term
-        aux = {"t": t, "term": term}
-    aux.update(prior=prior, bits_per_dim=bits_per_dim(total, math.prod(x0.shape[1:])))
-    return total, aux
+    return bound_from_terms(term_at, prior, key, n_steps, estimator, math.prod(x0.shape[1:]))
 
 
 # --------------------------------------------------------------------------------------------

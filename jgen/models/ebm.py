@@ -204,11 +204,12 @@ def make(config, event_shape: tuple[int, ...]) -> Trainer:
     def loss_fn(params, x, labels, x_neg):
         out = logits(params, x)
         e_data, e_model = jem.energy(out), energy(params, x_neg)
+        # Divergence is judged on the raw energies: clipped ones never exceed max_energy.
+        largest = jnp.maximum(jnp.max(jnp.abs(e_data)), jnp.max(jnp.abs(e_model)))
         if mc.energy_clip:
             e_data = jnp.clip(e_data, -mc.energy_clip, mc.energy_clip)
             e_model = jnp.clip(e_model, -mc.energy_clip, mc.energy_clip)
         total, aux = contrastive_loss(e_data, e_model, l2_weight=mc.l2_weight)
-        largest = jnp.maximum(jnp.max(jnp.abs(e_data)), jnp.max(jnp.abs(e_model)))
         aux["max_abs_energy"] = jax.lax.stop_gradient(largest)
         if num_classes:
             aux["cross_entropy"] = jnp.mean(cross_entropy(out, labels))

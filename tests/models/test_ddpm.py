@@ -11,9 +11,7 @@ import pytest
 
 from experiments.configs import ddpm_toy2d
 from jgen.models import ddpm
-
-MEAN = np.array([1.0, -2.0])
-COV = np.array([[1.0, 0.5], [0.5, 0.8]])
+from tests.models.toy_training import COV, MEAN, gaussian, train
 
 
 def _config(*options, **model):
@@ -27,33 +25,11 @@ def _config(*options, **model):
     return c
 
 
-def _gaussian(key, n):
-    return MEAN + jax.random.normal(key, (n, 2)) @ np.linalg.cholesky(COV).T
-
-
-def _train(trainer, data_fn, num_steps, batch_size=256, seed=0):
-    key = jax.random.key(seed)
-    state = trainer.init(key, data_fn(key, batch_size))
-
-    @jax.jit
-    def run(state, key):
-        def body(state, k):
-            k_data, k_step = jax.random.split(k)  # fold_in(k, 0) would equal split(k)[0]
-            state, metrics = trainer.step(state, data_fn(k_data, batch_size), k_step)
-            return state, metrics["loss"]
-
-        return jax.lax.scan(body, state, jax.random.split(key, num_steps))
-
-    state, losses = run(state, jax.random.fold_in(key, 1))
-    assert np.all(np.isfinite(losses))
-    return state
-
-
 @pytest.fixture(scope="module")
 def gaussian_model():
     config = _config()
     trainer = ddpm.make(config, (2,))
-    return config, trainer, _train(trainer, _gaussian, 1500)
+    return config, trainer, train(trainer, gaussian, 1500, 256)
 
 
 @pytest.mark.parametrize("sampler", ["ancestral", "ddim"])
@@ -73,9 +49,7 @@ def test_the_bound_is_above_the_entropy_and_close(gaussian_model):
     # mean over 2000 test points carries a standard error of ~0.03. Seeds 0-1: 2.61 against the
     # entropy 2.54 (reverse variances beta_t; with beta~_t the bound is ~2.8 nats looser).
     _, trainer, state = gaussian_model
-    metrics = jax.jit(trainer.evaluate)(
-        state, _gaussian(jax.random.key(5), 2000), jax.random.key(6)
-    )
+    metrics = jax.jit(trainer.evaluate)(state, gaussian(jax.random.key(5), 2000), jax.random.key(6))
     entropy = 0.5 * math.log(np.linalg.det(2 * math.pi * math.e * COV))
     nll = float(metrics["nll"].mean())
     assert entropy - 0.1 < nll < entropy + 0.4
@@ -92,7 +66,7 @@ def test_guided_class_conditional_samples_follow_their_class():
 
     config = _config(num_classes=2, guidance=1.0, sampler="ddim")
     trainer = ddpm.make(config, (2,))
-    state = _train(trainer, data, 1000)
+    state = train(trainer, data, 1000, 256)
     x = np.asarray(trainer.sample(state, jax.random.key(2), 1000))
     # Samples cycle through the classes: even rows class 0, odd rows class 1.
     for label in (0, 1):

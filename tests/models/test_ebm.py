@@ -14,9 +14,7 @@ from scipy.special import log_softmax, logsumexp
 from experiments.configs import ebm_toy2d
 from jgen.models import ebm
 from jgen.nets.mlp import MLP
-
-MEAN = np.array([1.0, -2.0])
-COV = np.array([[1.0, 0.5], [0.5, 0.8]])
+from tests.models.toy_training import COV, MEAN, gaussian, train
 
 
 def _config(*options, **model):
@@ -29,41 +27,17 @@ def _config(*options, **model):
     return c
 
 
-def _gaussian(key, n):
-    return MEAN + jax.random.normal(key, (n, 2)) @ np.linalg.cholesky(COV).T
-
-
-def _train(trainer, data_fn, num_steps, batch_size=128, seed=0):
-    key = jax.random.key(seed)
-    state = trainer.init(key, data_fn(key, batch_size))
-
-    @jax.jit
-    def run(state, key):
-        def body(state, k):
-            k_data, k_step = jax.random.split(k)  # fold_in(k, 0) would equal split(k)[0]
-            state, metrics = trainer.step(state, data_fn(k_data, batch_size), k_step)
-            return state, metrics["loss"]
-
-        return jax.lax.scan(body, state, jax.random.split(key, num_steps))
-
-    state, losses = run(state, jax.random.fold_in(key, 1))
-    assert np.all(np.isfinite(losses))
-    return state
-
-
 def test_maximum_likelihood_recovers_a_gaussian():
     # 600 updates, 20 Langevin steps (h = 0.1) per update from a buffer of 2000 chains. Trial
     # runs: samples' mean within 0.03, covariance entries within 0.07, grid NLL 0.06 above the
     # entropy (the learned density is a little wider). Sampling error of 4000 samples ~0.02;
     # the initial model (flat) has mean ~0 and covariance ~8 I.
     trainer = ebm.make(_config(), (2,))
-    state = _train(trainer, _gaussian, 600)
+    state = train(trainer, gaussian, 600, 128)
     x = np.asarray(jax.jit(trainer.sample, static_argnums=2)(state, jax.random.key(3), 2000))
     np.testing.assert_allclose(x.mean(0), MEAN, atol=0.15)
     np.testing.assert_allclose(np.cov(x.T), COV, atol=0.25)
-    metrics = jax.jit(trainer.evaluate)(
-        state, _gaussian(jax.random.key(5), 2000), jax.random.key(6)
-    )
+    metrics = jax.jit(trainer.evaluate)(state, gaussian(jax.random.key(5), 2000), jax.random.key(6))
     entropy = 0.5 * math.log(np.linalg.det(2 * math.pi * math.e * COV))
     assert entropy <= float(metrics["nll"].mean()) < entropy + 0.15
 
@@ -106,7 +80,7 @@ def test_jem_learns_to_classify_and_to_generate():
         return {"x": means[y] + 0.5 * jax.random.normal(kx, (n, 2)), "y": y}
 
     trainer = ebm.make(_config(num_classes=2), (2,))
-    state = _train(trainer, data, 300)
+    state = train(trainer, data, 300, 128)
     test = data(jax.random.key(9), 1000)
     assert float(trainer.evaluate(state, test, jax.random.key(2))["accuracy"].mean()) > 0.97
     x = np.asarray(trainer.sample(state, jax.random.key(3), 1000))
@@ -119,7 +93,7 @@ def test_jem_learns_to_classify_and_to_generate():
 def test_a_step_writes_the_chain_ends_back_to_the_drawn_rows():
     config = _config(buffer_size=500, reinit_fraction=0.0)
     trainer = ebm.make(config, (2,))
-    batch = _gaussian(jax.random.key(0), 16)
+    batch = gaussian(jax.random.key(0), 16)
     state = trainer.init(jax.random.key(1), batch)
     new, metrics = jax.jit(trainer.step)(state, batch, jax.random.key(2))
     changed = np.any(np.asarray(new.buffer) != np.asarray(state.buffer), axis=1)
@@ -129,9 +103,11 @@ def test_a_step_writes_the_chain_ends_back_to_the_drawn_rows():
     assert short.init(jax.random.key(1), batch).buffer is None
 
 
-def test_divergence_gives_an_infinite_loss_and_the_energy():
-    trainer = ebm.make(_config(max_energy=1e-6), (2,))
-    batch = _gaussian(jax.random.key(0), 16)
+@pytest.mark.parametrize("energy_clip", [0.0, 1e-7])
+def test_divergence_gives_an_infinite_loss_and_the_energy(energy_clip):
+    # Judged on the raw energies, also when the loss clips them below the threshold.
+    trainer = ebm.make(_config(max_energy=1e-6, energy_clip=energy_clip), (2,))
+    batch = gaussian(jax.random.key(0), 16)
     state = trainer.init(jax.random.key(1), batch)
     _, metrics = jax.jit(trainer.step)(state, batch, jax.random.key(2))
     assert float(metrics["loss"]) == math.inf

@@ -10,10 +10,9 @@ from scipy.spatial.distance import pdist
 
 from experiments.configs import ncsn_toy2d
 from jgen.models import ncsn
+from tests.models.toy_training import COV, MEAN, gaussian, train
 
 TRAIN_STEPS, BATCH = 1000, 256
-MEAN = np.array([1.0, -2.0])
-COV = np.array([[1.0, 0.5], [0.5, 0.8]])
 
 
 def _config(**model):
@@ -25,29 +24,12 @@ def _config(**model):
     return c
 
 
-def _gaussian(key, n):
-    return MEAN + jax.random.normal(key, (n, 2)) @ np.linalg.cholesky(COV).T
-
-
 @pytest.fixture(scope="module")
 def trained():
     config = _config()
     trainer = ncsn.make(config, (2,))
-    key = jax.random.key(0)
-    first_batch = _gaussian(key, BATCH)
-    state = trainer.init(key, first_batch)
-
-    @jax.jit
-    def run(state, key):
-        def body(state, k):
-            k_data, k_step = jax.random.split(k)  # fold_in(k, 0) would equal split(k)[0]
-            state, metrics = trainer.step(state, _gaussian(k_data, BATCH), k_step)
-            return state, metrics["loss"]
-
-        return jax.lax.scan(body, state, jax.random.split(key, TRAIN_STEPS))
-
-    state, losses = run(state, jax.random.fold_in(key, 1))
-    assert np.all(np.isfinite(losses))
+    state = train(trainer, gaussian, TRAIN_STEPS, BATCH)
+    first_batch = gaussian(jax.random.key(0), BATCH)  # the batch init saw
     return config, trainer, state, np.asarray(first_batch)
 
 
@@ -77,9 +59,7 @@ def test_evaluated_loss_is_close_to_its_closed_form_minimum(trained):
     minimum = np.mean(
         [0.5 * (2 - s**2 * np.trace(np.linalg.inv(COV + s**2 * np.eye(2)))) for s in sigmas]
     )
-    metrics = jax.jit(trainer.evaluate)(
-        state, _gaussian(jax.random.key(5), 4000), jax.random.key(6)
-    )
+    metrics = jax.jit(trainer.evaluate)(state, gaussian(jax.random.key(5), 4000), jax.random.key(6))
     assert metrics["loss"].shape == (4000,)
     loss = float(metrics["loss"].mean())
     se = float(metrics["loss"].std()) / np.sqrt(4000)

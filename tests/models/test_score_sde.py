@@ -14,10 +14,9 @@ from scipy.stats import multivariate_normal
 
 from experiments.configs import score_sde_toy2d
 from jgen.models import score_sde
+from tests.models.toy_training import COV, MEAN, gaussian, train
 
 TRAIN_STEPS, BATCH = 1500, 256
-MEAN = np.array([1.0, -2.0])
-COV = np.array([[1.0, 0.5], [0.5, 0.8]])
 
 
 def _config(**model):
@@ -31,29 +30,10 @@ def _config(**model):
     return c
 
 
-def _gaussian(key, n):
-    return MEAN + jax.random.normal(key, (n, 2)) @ np.linalg.cholesky(COV).T
-
-
 @pytest.fixture(scope="module")
 def trained():
     config = _config()
-    trainer = score_sde.make(config, (2,))
-    key = jax.random.key(0)
-    state = trainer.init(key, _gaussian(key, BATCH))
-
-    @jax.jit
-    def run(state, key):
-        def body(state, k):
-            k_data, k_step = jax.random.split(k)  # fold_in(k, 0) would equal split(k)[0]
-            state, metrics = trainer.step(state, _gaussian(k_data, BATCH), k_step)
-            return state, metrics["loss"]
-
-        return jax.lax.scan(body, state, jax.random.split(key, TRAIN_STEPS))
-
-    state, losses = run(state, jax.random.fold_in(key, 1))
-    assert np.all(np.isfinite(losses))
-    return config, state
+    return config, train(score_sde.make(config, (2,)), gaussian, TRAIN_STEPS, BATCH)
 
 
 @pytest.mark.parametrize("sampler", ["pc", "ode"])
@@ -77,7 +57,7 @@ def test_ode_nll_is_just_above_the_entropy(trained):
     # with dopri5 instead of RK4 the NLL moves by 0.002.
     config, state = trained
     trainer = score_sde.make(config, (2,))
-    x = _gaussian(jax.random.key(5), 1000)
+    x = gaussian(jax.random.key(5), 1000)
     metrics = jax.jit(trainer.evaluate)(state, x, jax.random.key(6))
     entropy = 0.5 * math.log(np.linalg.det(2 * math.pi * math.e * COV))
     nll = np.asarray(metrics["nll"], np.float64)
@@ -139,7 +119,7 @@ def test_nll_of_the_exact_score_is_the_flow_density(x64, sde):
         cov = a[:, :, None] ** 2 * jnp.asarray(COV) + std[:, None, None] ** 2 * jnp.eye(2)
         return -jnp.linalg.solve(cov, (x - mean)[..., None])[..., 0]
 
-    x = np.asarray(_gaussian(jax.random.key(0), 64), np.float64)
+    x = np.asarray(gaussian(jax.random.key(0), 64), np.float64)
     nll = jax.jit(
         lambda x, key: score_sde.likelihood_metrics(
             mc, sde_obj, exact_score, x, key, images=False, num_levels=0
