@@ -17,20 +17,14 @@ AIS).
 """
 
 from experiments.configs import default
-from experiments.configs.rbm_digits import model_config, rbm_training
+from experiments.configs.rbm_digits import model_config, parse_option, rbm_training
 
 OPTIONS = {"small": (100, 16), "wide": (100, 100)}
 
 
 def get_config(arg: str | None = None):
-    parts = [p for p in (arg or "").split(",") if p]
-    unknown = [p for p in parts if p not in (*OPTIONS, "smoke")]
-    options = [p for p in parts if p in OPTIONS]
-    if unknown or len(options) > 1:
-        raise ValueError(
-            f"dbn_digits takes [OPTION][,smoke] with one OPTION in {list(OPTIONS)}; got {arg!r}"
-        )
-    sizes = OPTIONS[options[0] if options else "small"]
+    option, parts = parse_option("dbn_digits", arg, OPTIONS, "small")
+    sizes = OPTIONS[option]
     c = default.get_config()
     with c.unlocked():
         fields = model_config(persistent=True, momentum=0.5).to_dict()

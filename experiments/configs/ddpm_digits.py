@@ -46,11 +46,20 @@ def get_config(arg: str | None = None):
     c.train.checkpoint_every = 2_000
     c.train.num_samples = 100
     if "smoke" in parts:
-        c = default.shrink_for_smoke(c)
-        small = unet_config_for((8, 8), small=True)
-        c.model.channels, c.model.num_res_blocks = small["channels"], small["num_res_blocks"]
-        c.model.num_groups = small["num_groups"]
-        c.model.channel_mults = (1,)  # one level (res blocks, attention): a shorter compile
-        c.model.diffusion_steps, c.model.sample_steps = 20, 5
-        c.train.batch_size, c.train.num_samples = 16, 16
+        c = shrink_unet_for_smoke(c)
+        c.model.sample_steps = 5
+    return c
+
+
+def shrink_unet_for_smoke(c):
+    """The smoke variant of a U-Net diffusion on the digits: ``default.shrink_for_smoke``, the
+    small U-Net of ``unet_config_for`` on one level (res blocks and attention, a shorter
+    compile), 20 diffusion steps, batches of 16."""
+    c = default.shrink_for_smoke(c)
+    small = unet_config_for((8, 8), small=True)
+    c.model.channels, c.model.num_res_blocks = small["channels"], small["num_res_blocks"]
+    c.model.num_groups = small["num_groups"]
+    c.model.channel_mults = (1,)
+    c.model.diffusion_steps = 20
+    c.train.batch_size, c.train.num_samples = 16, 16
     return c

@@ -14,6 +14,7 @@ and the binary VAE's.
 import ml_collections
 
 from experiments.configs import default
+from experiments.configs.ddpm_digits import shrink_unet_for_smoke
 from experiments.configs.ebm_toy2d import parse_parts
 from experiments.configs.vae_digits import digits_training
 from jgen.nets.unet import unet_config_for
@@ -53,12 +54,6 @@ def get_config(arg: str | None = None):
     c.train.num_steps = 10_000
     c.train.eval_every = 1_000
     if "smoke" in parts:
-        c = default.shrink_for_smoke(c)
-        small = unet_config_for((8, 8), small=True)
-        c.model.channels, c.model.num_res_blocks = small["channels"], small["num_res_blocks"]
-        c.model.num_groups = small["num_groups"]
-        c.model.channel_mults = (1,)  # one level (res blocks, attention): a shorter compile
+        c = shrink_unet_for_smoke(c)
         c.model.hidden_sizes, c.model.embedding_dim = (32, 32), 16
-        c.model.diffusion_steps = 20
-        c.train.batch_size, c.train.num_samples = 16, 16
     return c

@@ -80,15 +80,21 @@ def rbm_training(c) -> None:
     c.train.num_samples = 64
 
 
-def get_config(arg: str | None = None):
+def parse_option(name: str, arg: str | None, options, default_option: str) -> tuple[str, list]:
+    """``arg`` as ``[OPTION][,smoke]``: the one option (``default_option`` if none) and the
+    words; anything else raises naming the config."""
     parts = [p for p in (arg or "").split(",") if p]
-    unknown = [p for p in parts if p not in (*OPTIONS, "smoke")]
-    options = [p for p in parts if p in OPTIONS]
-    if unknown or len(options) > 1:
+    unknown = [p for p in parts if p not in (*options, "smoke")]
+    chosen = [p for p in parts if p in options]
+    if unknown or len(chosen) > 1:
         raise ValueError(
-            f"rbm_digits takes [OPTION][,smoke] with one OPTION in {list(OPTIONS)}; got {arg!r}"
+            f"{name} takes [OPTION][,smoke] with one OPTION in {list(options)}; got {arg!r}"
         )
-    option = options[0] if options else "cd1"
+    return (chosen[0] if chosen else default_option), parts
+
+
+def get_config(arg: str | None = None):
+    option, parts = parse_option("rbm_digits", arg, OPTIONS, "cd1")
     c = default.get_config()
     with c.unlocked():
         c.model = model_config(**OPTIONS[option])
