@@ -42,6 +42,8 @@ from experiments import run as run_experiment  # noqa: E402
 from experiments.configs import (  # noqa: E402
     autoregressive_digits,
     dbn_digits,
+    ddpm_digits,
+    ddpm_toy2d,
     ebm_digits,
     flow_digits,
     flow_toy2d,
@@ -132,10 +134,13 @@ def trainer_entry(
     estimator: str,
     binary: bool = False,
     params_of: Callable = lambda state: state.params,
+    to_clean: Callable | None = None,
 ):
     """A row for an experiment config ``get_config(arg)``, trained through the experiment layer;
     its test NLL is the final metric ``test/<nll_metric>``; ``estimator`` may name config fields
-    (``str.format`` with ``config``); ``params_of(state)`` are the parameters counted."""
+    (``str.format`` with ``config``); ``params_of(state)`` are the parameters counted;
+    ``to_clean`` maps samples to clean images (default: the identity on binary digits, the
+    dequantized levels' ``digits_classifier.from_dequantized`` otherwise)."""
 
     def fit(workdir: str, smoke: bool) -> Fitted:
         config = get_config(arg + (",smoke" if smoke else ""))
@@ -147,7 +152,7 @@ def trainer_entry(
             lambda key, n: sample(state, key, n),
             final[f"test/{nll_metric}"],
             estimator.format(config=config),
-            (lambda x: x) if binary else digits_classifier.from_dequantized,
+            to_clean or ((lambda x: x) if binary else digits_classifier.from_dequantized),
             "binary" if binary else "clean",
         )
 
@@ -172,6 +177,13 @@ def autoregressive_entry(arg: str):
     ensemble = "agnostic" in arg
     estimator = "exact (ensemble of {config.model.eval_masks})" if ensemble else "exact"
     return trainer_entry(autoregressive_digits.get_config, arg, "nll", estimator, binary=binary)
+
+
+def nearest_level(x: np.ndarray) -> np.ndarray:
+    """Samples on the clean scale ``k / 16`` rounded to the nearest of the 17 levels (the bins of
+    a discretised decoder)."""
+    top = digits.NUM_LEVELS - 1
+    return np.round(np.clip(np.asarray(x), 0.0, 1.0) * top) / top
 
 
 def toy_coverage(get_config, arg: str) -> Callable[[str, str, bool], np.ndarray]:
@@ -396,6 +408,16 @@ ENTRIES: dict[str, tuple[Callable, Callable | None]] = {
         None,
     ),
     "deep EBM (persistent Langevin)": (ebm_entry(""), None),
+    "DDPM (1000 ancestral steps)": (
+        trainer_entry(
+            ddpm_digits.get_config,
+            "",
+            "nll",
+            "bound (T={config.model.diffusion_steps})",
+            to_clean=nearest_level,
+        ),
+        toy_coverage(ddpm_toy2d.get_config, ""),
+    ),
     "JEM": (ebm_entry("jem"), None),
 }
 

@@ -4,7 +4,9 @@
 The clean digits ``x / 16`` (17 levels, modelled on ``[-1, 1]``), a U-Net of
 ``jgen.nets.unet.unet_config_for((8, 8))`` (32 channels, levels 8 -> 4, attention at 4x4; 1.0 M
 parameters), 1000 steps of the scaled linear schedule (``cosine``: Nichol & Dhariwal's), the
-simple loss, Adam 2e-4 with cosine decay, EMA 0.999, reverse variances ``beta_t``. The test NLL is
+simple loss on the levels spread over their bins (``model.dequantize``, so that the
+probability-flow ODE of the same network bounds the discrete NLL too), Adam 2e-4 with cosine
+decay, EMA 0.999, reverse variances ``beta_t``. The test NLL is
 the variational bound over every step with a Gaussian decoder discretised into the 17 levels, so
 it is the NLL of the discrete digits (comparable with the flows' ``nll_discrete``). ``ddim``: 50
 DDIM steps instead of 1000 ancestral ones; ``conditional``: labelled digits, the label dropped
@@ -30,6 +32,7 @@ def get_config(arg: str | None = None):
             num_groups=unet.get("num_groups", 8),
             dropout=unet.get("dropout", 0.0),
             num_bins=17,
+            dequantize=True,
         )
     c.data.source, c.data.name, c.data.variant = "digits", "digits", "clean"
     if "conditional" in parts:

@@ -39,6 +39,7 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
         sample_steps=50,
         eta=0.0,
         num_bins=0,
+        dequantize=False,
         eval_vlb="exact",
     )
     fields.update(overrides)

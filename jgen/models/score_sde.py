@@ -48,6 +48,7 @@ from jgen.bijectors.dequantization import uniform_dequantize
 from jgen.checks import check_choice, check_int, check_positive
 from jgen.data.labels import split_batch
 from jgen.losses import diffusion
+from jgen.models import ddpm
 from jgen.models.ncsn import (
     ScoreState,
     check_sigma_max,
@@ -83,19 +84,47 @@ def make_sde(mc, sigma_max=None) -> SDE:
     return SDES[mc.sde](mc.beta_min, mc.beta_max)
 
 
-def network_score(sde: SDE, net) -> TimeScoreFn:
+def network_score(sde: SDE, net, time_scale: float = TIME_SCALE) -> TimeScoreFn:
     """The score ``s(x, t)`` of a network ``net(x (n, *event), c (n,)) -> (n, *event)`` of unit
-    output scale (module docstring): ``-net(x, 999 t) / std(t)`` for VP and sub-VP (an ``eps``
-    prediction), ``net(x, log sigma(t)) / sigma(t)`` for VE (NCSNv2's parametrisation)."""
+    output scale (module docstring): ``-net(x, time_scale t) / std(t)`` for VP and sub-VP (an
+    ``eps`` prediction; ``time_scale = 999`` by default), ``net(x, log sigma(t)) / sigma(t)`` for
+    VE (NCSNv2's parametrisation)."""
 
     def score(x: Array, t: Array) -> Array:
         if isinstance(sde, VESDE):
             sigma = sde.sigma(t)
             return net(x, jnp.log(sigma).astype(x.dtype)) / expand(sigma, x).astype(x.dtype)
         _, std = sde.marginal(x, t)
-        return -net(x, (TIME_SCALE * t).astype(x.dtype)) / expand(std, x).astype(x.dtype)
+        return -net(x, (time_scale * t).astype(x.dtype)) / expand(std, x).astype(x.dtype)
 
     return score
+
+
+def ddpm_as_vp(
+    config, event_shape: tuple[int, ...], params, y: Array | None = None
+) -> tuple[VPSDE, TimeScoreFn]:
+    """A trained DDPM (:mod:`jgen.models.ddpm`, ``params`` of its network) as the score of a VP
+    SDE, for predictor–corrector sampling, probability-flow sampling and ODE likelihoods; ``y``:
+the labels (or null classes) of a class-conditional DDPM.
+
+    The scaled linear schedule of ``N`` steps, ``beta_i = (0.1 + 19.9 i / (N - 1)) / N``, is the
+    Euler discretisation of the VP SDE with ``beta(t)`` from 0.1 to 20 on ``t = (i + 1) / N``
+    (Song et al. 2021, App. B), whatever ``N``; step ``i`` is fed to the network as ``(N - 1) t``
+    (the ``999 t`` of DDPM++ for ``N = 1000``), and ``s(x, t) = -eps(x, (N - 1) t) / std(t)``.
+
+    Raises:
+      ValueError: for the cosine schedule (its continuous limit is not this SDE).
+    """
+    mc = config.model
+    if mc.schedule != "linear":
+        raise ValueError(
+            f"ddpm_as_vp needs model.schedule='linear' (the VP SDE's discretisation); got "
+            f"{mc.schedule!r}"
+        )
+    module = ddpm.network(config, tuple(event_shape))
+    sde = VPSDE(0.1, 20.0)
+    net = lambda x, c: module.apply({"params": params}, x, c, y)  # noqa: E731
+    return sde, network_score(sde, net, time_scale=mc.diffusion_steps - 1.0)
 
 
 def likelihood_metrics(
