@@ -9,7 +9,10 @@ residual blocks, Ho et al. 2020):
     h_0 = flatten(x),   h_l = swish(W_l h_{l-1} + b_l + V_l swish(c) + d_l),   out = W_o h_L + b_o,
 
 reshaped to ``x``'s shape. Whether ``out`` is a noise prediction ``eps`` or a score is the model
-file's choice; so is the scaling of ``t`` (see :mod:`jgen.nets.embeddings`).
+file's choice; so is the scaling of ``t`` (see :mod:`jgen.nets.embeddings`). With
+``num_outputs = C`` the same network returns ``(n, C)`` instead, e.g. the logits of the
+time-conditioned classifier ``p(y | x_t, t)`` of classifier guidance (Dhariwal & Nichol 2021,
+"Diffusion models beat GANs on image synthesis"; :mod:`jgen.losses.classifier_guidance`).
 """
 
 from collections.abc import Callable, Sequence
@@ -38,7 +41,8 @@ def check_input(x) -> None:
 
 
 class ScoreMLP(nn.Module):
-    """``(x (n, *event), t (n,), y (n,) | None) -> (n, *event)`` (module docstring).
+    """``(x (n, *event), t (n,), y (n,) | None) -> (n, *event)``, or ``(n, num_outputs)`` when
+    ``num_outputs`` is set (module docstring).
 
     Class conditioning: with ``num_classes = C > 0``, ``y`` holds labels in ``[0, C]`` where
     ``C`` is the null class (unconditional), and ``y = None`` means all-null; classifier-free
@@ -53,6 +57,8 @@ class ScoreMLP(nn.Module):
       fourier_scale: ``None`` for sinusoidal time features, else Gaussian Fourier features of
         this scale (see :class:`~jgen.nets.embeddings.TimeEmbedding`).
       zero_init_output: initialise the output layer to zero (the initial output is exactly 0).
+      num_outputs: ``None``: the output has ``x``'s shape (a noise prediction or a score); an
+        integer ``>= 1``: the output is ``(n, num_outputs)`` (e.g. class logits).
     """
 
     hidden_sizes: Sequence[int] = (256, 256, 256)
@@ -61,6 +67,7 @@ class ScoreMLP(nn.Module):
     activation: Callable[[Array], Array] = jax.nn.swish
     fourier_scale: float | None = None
     zero_init_output: bool = False
+    num_outputs: int | None = None
 
     @nn.compact
     def __call__(self, x: Array, t: Array, y: Array | None = None) -> Array:
@@ -72,7 +79,7 @@ class ScoreMLP(nn.Module):
           y: ``(n,)`` integer labels in ``[0, num_classes]`` or ``None``.
 
         Returns:
-          ``(n, *event)``.
+          ``(n, *event)``, or ``(n, num_outputs)`` when ``num_outputs`` is set.
 
         Raises:
           ValueError: for bad shapes, dtypes or sizes (the message names the argument).
@@ -81,6 +88,8 @@ class ScoreMLP(nn.Module):
         check_embedding_dim("embedding_dim", self.embedding_dim)
         for width in self.hidden_sizes:
             check_int("hidden_sizes", width)
+        if self.num_outputs is not None:
+            check_int("num_outputs", self.num_outputs)
         n, event = x.shape[0], x.shape[1:]
         check_times(t, n)
         check_labels(y, n, self.num_classes)
@@ -97,5 +106,7 @@ class ScoreMLP(nn.Module):
             h = nn.Dense(width, name=f"dense_{i}")(h) + nn.Dense(width, name=f"film_{i}")(c)
             h = self.activation(h)
         init = nn.initializers.zeros if self.zero_init_output else nn.initializers.lecun_normal()
+        if self.num_outputs is not None:
+            return nn.Dense(self.num_outputs, kernel_init=init, name="out")(h)
         out = nn.Dense(int(np.prod(event)), kernel_init=init, name="out")(h)
         return out.reshape(x.shape)

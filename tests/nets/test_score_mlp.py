@@ -1,6 +1,8 @@
 """ScoreMLP: the forward pass against a numpy re-implementation, output shapes, per-example
 independence and time dependence from autodiff Jacobians, class conditioning with the null class,
-the zero-initialised output, bad inputs."""
+the zero-initialised output, ``num_outputs`` (logits of a noisy classifier), bad inputs."""
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +20,9 @@ def swish(a):
     return a / (1 + np.exp(-a))
 
 
-def numpy_score_mlp(params, x, t, y, hidden_sizes, embedding_dim):
-    """``h_l = swish(W_l h + b_l + V_l swish(c) + d_l)``, ``c = time(t) + table[y]``."""
+def numpy_score_mlp(params, x, t, y, hidden_sizes, embedding_dim, flat=False):
+    """``h_l = swish(W_l h + b_l + V_l swish(c) + d_l)``, ``c = time(t) + table[y]``; the output
+    ``(n, out)`` as it is with ``flat``, else reshaped to ``x``'s shape."""
     p = jax.tree.map(np.asarray, params)
     c = numpy_time_embedding(p["condition"]["time"], t, embedding_dim)
     if y is not None:
@@ -29,7 +32,8 @@ def numpy_score_mlp(params, x, t, y, hidden_sizes, embedding_dim):
     for i in range(len(hidden_sizes)):
         d, f = p[f"dense_{i}"], p[f"film_{i}"]
         h = swish(h @ d["kernel"] + d["bias"] + c @ f["kernel"] + f["bias"])
-    return (h @ p["out"]["kernel"] + p["out"]["bias"]).reshape(x.shape)
+    out = h @ p["out"]["kernel"] + p["out"]["bias"]
+    return out if flat else out.reshape(x.shape)
 
 
 @pytest.mark.parametrize("num_classes", [0, 3])
@@ -43,6 +47,30 @@ def test_forward_matches_numpy(x64, num_classes):
     assert out.shape == x.shape
     expected = numpy_score_mlp(variables["params"], x, np.asarray(t), y, (16, 12), 8)
     np.testing.assert_allclose(out, expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("num_classes", [0, 2])
+def test_num_outputs_forward_matches_numpy(x64, num_classes):
+    # num_outputs = 3 on events (3, 2): (n, 3) outputs, e.g. the logits of a noisy classifier.
+    model = ScoreMLP(hidden_sizes=(16, 12), embedding_dim=8, num_classes=num_classes, num_outputs=3)
+    x = jax.random.normal(KEY, (4, 3, 2))
+    t = jnp.array([0.0, 10.0, 250.0, 999.0])
+    y = jnp.array([0, 1, 2, 1]) if num_classes else None
+    variables = random_params(model, x, t, y, seed=7 + num_classes)
+    out = jax.jit(model.apply)(variables, x, t, y)
+    assert out.shape == (4, 3)
+    expected = numpy_score_mlp(variables["params"], x, np.asarray(t), y, (16, 12), 8, flat=True)
+    np.testing.assert_allclose(out, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_num_outputs_shapes_and_default():
+    x = jax.ShapeDtypeStruct((5, 28, 28, 1), jnp.float32)
+    t = jax.ShapeDtypeStruct((5,), jnp.int32)
+    for num_outputs, out_shape in [(10, (5, 10)), (1, (5, 1)), (None, (5, 28, 28, 1))]:
+        model = ScoreMLP(hidden_sizes=(32,), embedding_dim=16, num_outputs=num_outputs)
+        variables = jax.eval_shape(model.init, KEY, x, t)
+        assert jax.eval_shape(model.apply, variables, x, t).shape == out_shape
+        assert variables["params"]["out"]["kernel"].shape == (32, math.prod(out_shape[1:]))
 
 
 @pytest.mark.parametrize("event", [(2,), (8, 8), (28, 28, 1), (32, 32, 3)])
@@ -107,6 +135,7 @@ def test_zero_initialised_output_is_exactly_zero():
         ({"num_classes": 2}, np.zeros((3, 2), np.float32), np.zeros(3), np.full(3, 3), "y must"),
         ({"embedding_dim": 7}, np.zeros((3, 2), np.float32), np.zeros(3), None, "embedding_dim"),
         ({"hidden_sizes": (8, 0)}, np.zeros((3, 2), np.float32), np.zeros(3), None, "hidden"),
+        ({"num_outputs": 0}, np.zeros((3, 2), np.float32), np.zeros(3), None, "num_outputs"),
     ],
 )
 def test_bad_inputs_raise(kwargs, x, t, y, match):
