@@ -5,6 +5,7 @@ import numbers
 from collections.abc import Iterable, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -48,13 +49,22 @@ def check_finite(name: str, x) -> None:
         )
 
 
-def _concrete(value) -> np.ndarray | None:
+def concrete_or_none(value) -> np.ndarray | None:
     """``value`` as numpy, or None while it is traced under a JAX transformation (not known yet:
     such values are checked by whoever calls with concrete ones)."""
     try:
         return np.asarray(value)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
         return None
+
+
+def check_float_batch(name: str, x) -> None:
+    """Raises ``ValueError`` unless ``x`` is a floating-point batch ``(n, *event)``, rank >= 2."""
+    shape = tuple(np.shape(x))
+    if len(shape) < 2:
+        raise ValueError(f"{name} must be a batch of shape (n, *event), rank >= 2; got {shape}")
+    if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
+        raise ValueError(f"{name} must have a floating-point dtype; got {jnp.result_type(x)}")
 
 
 def check_int(name: str, value, minimum: int = 1) -> None:
@@ -68,7 +78,7 @@ def check_positive(name: str, value, *, allow_zero: bool = False) -> None:
     with ``allow_zero``). Traced values pass; ``None`` (an option left unset) passes."""
     if value is None:
         return
-    v = _concrete(value)
+    v = concrete_or_none(value)
     if v is None:
         return
     ok = (
@@ -99,7 +109,7 @@ def check_sample_shape(shape) -> tuple[int, ...]:
 def is_traced(value) -> bool:
     """Whether ``value`` is abstract (traced by ``jit``, ``vmap`` or ``grad``), so its value
     cannot be checked yet."""
-    return isinstance(value, jax.Array) and _concrete(value) is None
+    return isinstance(value, jax.Array) and concrete_or_none(value) is None
 
 
 def check_events(name: str, x, dim: int) -> None:

@@ -128,8 +128,64 @@ def check_energy_based(outputs: str) -> None:
             assert r["kl"] < 0.4 and r["mmd2"] < 1e-2, (name, r)
 
 
+def check_diffusion(outputs: str) -> None:
+    lines = outputs.splitlines()
+
+    def fields(prefix: str) -> dict[str, dict[str, float]]:
+        # "PREFIX name: key=value key=value ..." -> {name: {key: value}}
+        table = {}
+        for line in lines:
+            if line.startswith(prefix + " "):
+                name, values = line[len(prefix) + 1 :].split(": ")
+                table[name] = {k: float(v) for k, v in (part.split("=") for part in values.split())}
+        return table
+
+    mode = outputs.split("mode:")[1].split()[0]
+    references, results = fields("REFERENCE"), fields("RESULT")
+    names = (
+        "simple, linear",
+        "simple, cosine",
+        "min-SNR-5, linear",
+        "bound, importance-sampled (new)",
+    )
+    assert sorted(results) == sorted(names), results
+    samplers = ("mmd2_ancestral", "mmd2_ddim50", "mmd2_ddim10")
+    # An exact sample's unbiased MMD^2 against the fixed fresh sample spreads by 1.1e-3 over seeds
+    # for the smoke mode's 500 points (4.6e-4 for the full mode's 2,000).
+    assert abs(references["exact"]["mmd2"]) < (5e-3 if mode == "smoke" else 2e-3), references
+    # In float64, L_t - lambda_t ||eps - eps_hat||^2 is the same for two networks to ~1e-13;
+    # dropping the 1 / alpha_t from lambda_t would leave 7e-4.
+    error = float(outputs.split("epsilon-form check: relative error=")[1].split()[0])
+    assert error < 1e-9, error
+    for name, r in {"untrained": references["untrained"], **results}.items():
+        assert all(np.isfinite(list(r.values()))), (name, r)
+        # The bound is >= -log p_model(x) at every point, so its test mean estimates a number
+        # >= H(p, p_model) >= H(p): the gap to the true NLL on the same points is >= 0 up to 4
+        # standard errors of its mean over the test points (0.05 nats for the smoke mode's 500,
+        # 0.02 for 4,000); a wrong bound (a missing term, a wrong variance) breaks this. It holds
+        # for the untrained network too.
+        assert r["gap"] > -4 * r["gap_se"], (name, r)
+    for name, r in results.items():
+        # Even the smoke mode's 1,000 Adam steps beat the untrained network and the N(0, I) the
+        # samplers start from, with every sampler.
+        for sampler in samplers:
+            assert r[sampler] < references["untrained"][sampler], (name, sampler, r)
+            assert r[sampler] < references["noise"]["mmd2"], (name, sampler, r)
+        if mode == "full":  # 10,000 steps: every gap below 0.35 nats, every MMD^2 below 2e-3
+            assert r["gap"] < 0.5 and max(r[s] for s in samplers) < 5e-3, (name, r)
+    assert results["simple, linear"]["delta"] == 0.0, results  # the baseline's paired difference
+    if mode == "full":
+        # Min-SNR divides the weight of the low-noise steps, where the bound lives, by up to
+        # 2000: a worse bound on the same points (0.31 +- 0.01 nats), while training on the bound
+        # cannot make it worse than L_simple's (-0.008 +- 0.002).
+        min_snr, new = results["min-SNR-5, linear"], results["bound, importance-sampled (new)"]
+        assert min_snr["delta"] > 4 * min_snr["delta_se"], min_snr
+        assert new["delta"] < 4 * new["delta_se"], new
+
+
 CHECKS = {
     "autoregressive.ipynb": check_autoregressive,
+    "diffusion.ipynb": check_diffusion,
     "energy_based.ipynb": check_energy_based,
     "flows.ipynb": check_flows,
     "gan.ipynb": check_gan,

@@ -32,9 +32,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen.checks import is_traced
-from jgen.losses.diffusion import EpsFn, _check_x
-from jgen.samplers.ddpm import _check_schedule, q_sample
+from jgen.checks import check_float_batch, is_traced
+from jgen.losses.diffusion import EpsFn
+from jgen.samplers.ddpm import check_schedule, q_sample
 from jgen.sdes.sde import expand
 from jgen.types import Array, PRNGKey
 
@@ -126,8 +126,8 @@ def noisy_classifier_loss(
     Raises:
       ValueError: on a bad ``x0``, ``labels``, schedule or ``logits_fn`` output.
     """
-    _check_x("x0", x0)
-    abar = _check_schedule("alphas_cumprod", alphas_cumprod).astype(x0.dtype)
+    check_float_batch("x0", x0)
+    abar = check_schedule("alphas_cumprod", alphas_cumprod).astype(x0.dtype)
     num_classes = _check_classifier(logits_fn, x0, jnp.int32)
     labels = _check_labels(labels, x0.shape[0], num_classes)
     t_key, noise_key = jax.random.split(key)
@@ -161,7 +161,7 @@ def classifier_log_prob_grad(logits_fn: LogitsFn, x: Array, t: Array, labels: Ar
     Raises:
       ValueError: on a bad ``x``, ``t``, ``labels`` or ``logits_fn`` output.
     """
-    _check_x("x", x)
+    check_float_batch("x", x)
     _check_steps(t, x.shape[0])
     labels = _check_labels(labels, x.shape[0], _check_classifier(logits_fn, x, jnp.result_type(t)))
 
@@ -234,7 +234,7 @@ def classifier_guidance(
       ValueError: on a bad schedule or ``scale`` here; on bad labels, steps or outputs when
         ``eps_hat`` is called.
     """
-    abar = _check_schedule("alphas_cumprod", alphas_cumprod)
+    abar = check_schedule("alphas_cumprod", alphas_cumprod)
     if np.ndim(scale) > 1:
         raise ValueError(f"scale must be a scalar or (n,); got shape {np.shape(scale)}")
 

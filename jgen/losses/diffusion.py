@@ -36,10 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import log_ndtr
 
-from jgen.checks import check_choice, check_int, check_positive
-from jgen.losses.elbo import _log1mexp
+from jgen.checks import check_choice, check_float_batch, check_int, check_positive
+from jgen.losses.elbo import log1mexp
 from jgen.losses.likelihood import bits_per_dim
-from jgen.samplers.ddpm import _check_schedule, _posterior_coefficients
+from jgen.samplers.ddpm import check_schedule, posterior_coefficients
 from jgen.sdes.sde import SDE, expand
 from jgen.types import Array, NoiseScoreFn, PRNGKey, TimeScoreFn
 
@@ -54,14 +54,6 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 # --------------------------------------------------------------------------------------------
 # Checks and small helpers.
-
-
-def _check_x(name: str, x) -> None:
-    shape = tuple(np.shape(x))
-    if len(shape) < 2:
-        raise ValueError(f"{name} must be a batch of shape (n, *event), rank >= 2; got {shape}")
-    if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
-        raise ValueError(f"{name} must have a floating-point dtype; got {jnp.result_type(x)}")
 
 
 def _check_model(name: str, fn, x: Array, cond_dtype, *, pair: bool = False) -> None:
@@ -131,7 +123,7 @@ def _log_ndtr_diff(upper: Array, lower: Array) -> Array:
     hi = jnp.where(flip, -lower, upper)
     lo = jnp.where(flip, -upper, lower)
     log_hi, log_lo = log_ndtr(hi), log_ndtr(lo)
-    return log_hi + _log1mexp(log_hi - log_lo)
+    return log_hi + log1mexp(log_hi - log_lo)
 
 
 def discretized_gaussian_log_mass(x: Array, mean: Array, log_scale: Array, num_bins: int) -> Array:
@@ -188,7 +180,7 @@ def discretized_gaussian_log_likelihood(
       ValueError: on a bad ``x``, shape mismatches or ``num_bins < 2``.
     """
     check_int("num_bins", num_bins, minimum=2)
-    _check_x("x", x)
+    check_float_batch("x", x)
     if tuple(np.shape(mean)) != tuple(np.shape(x)):
         raise ValueError(f"mean must have the shape of x {np.shape(x)}; got {np.shape(mean)}")
     try:
@@ -264,10 +256,10 @@ def ddpm_eps_loss(
     Raises:
       ValueError: on a bad ``x0``, schedule, weighting, ``snr_gamma`` or ``eps_fn`` output shape.
     """
-    _check_x("x0", x0)
+    check_float_batch("x0", x0)
     check_choice("weighting", weighting, WEIGHTINGS)
     check_positive("snr_gamma", snr_gamma)
-    abar_all = _check_schedule("alphas_cumprod", alphas_cumprod).astype(x0.dtype)
+    abar_all = check_schedule("alphas_cumprod", alphas_cumprod).astype(x0.dtype)
     _check_model("eps_fn", eps_fn, x0, jnp.int32)
     t_key, noise_key = jax.random.split(key)
     t = jax.random.randint(t_key, x0.shape[:1], 0, abar_all.shape[0])
@@ -291,7 +283,7 @@ VARIANCES = ("posterior", "beta", "learned")
 
 def _log_variance_bounds(betas: Array) -> tuple[Array, Array]:
     """``(log beta~_t clipped at t = 0, log beta_t)``, each ``(N,)``."""
-    posterior = _posterior_coefficients(betas)[2]
+    posterior = posterior_coefficients(betas)[2]
     clipped = posterior.at[0].set(posterior[1])
     return jnp.log(clipped), jnp.log(betas)
 
@@ -323,7 +315,7 @@ def _vlb_term(
     x0_hat = (x_t - expand(jnp.sqrt(1.0 - abar), x0) * eps_hat) / expand(jnp.sqrt(abar), x0)
     if clip is not None:
         x0_hat = jnp.clip(x0_hat, -clip, clip)
-    c0, ct, var = (expand(c[t], x0) for c in _posterior_coefficients(betas))
+    c0, ct, var = (expand(c[t], x0) for c in posterior_coefficients(betas))
     mean_q = c0 * x0 + ct * x_t
     mean_p = c0 * x0_hat + ct * x_t
     log_var_p = _model_log_variance(variance, v, t, betas, x0)
@@ -349,13 +341,13 @@ def _call_model(model_fn, x_t: Array, t: Array, variance: str) -> tuple[Array, A
 
 
 def _check_vlb_args(model_fn, x0, betas, variance: str, num_bins, clip) -> Array:
-    _check_x("x0", x0)
+    check_float_batch("x0", x0)
     check_choice("variance", variance, VARIANCES)
     _check_model("the model", model_fn, x0, jnp.int32, pair=variance == "learned")
     if num_bins is not None:
         check_int("num_bins", num_bins, minimum=2)
     check_positive("clip", clip)
-    betas = _check_schedule("betas", betas).astype(x0.dtype)
+    betas = check_schedule("betas", betas).astype(x0.dtype)
     if betas.shape[0] < 2:
         raise ValueError(f"betas must have at least 2 steps for the bound; got {betas.shape[0]}")
     return betas
@@ -433,8 +425,8 @@ def prior_kl(x0: Array, betas: Array) -> Array:
     Returns:
       ``(n,)``.
     """
-    _check_x("x0", x0)
-    betas = _check_schedule("betas", betas).astype(x0.dtype)
+    check_float_batch("x0", x0)
+    betas = check_schedule("betas", betas).astype(x0.dtype)
     log_abar = jnp.sum(jnp.log1p(-betas))
     mean = jnp.exp(0.5 * log_abar) * x0
     return _sum_event(gaussian_kl(mean, jnp.log(-jnp.expm1(log_abar)), 0.0, 0.0))
@@ -622,7 +614,7 @@ def ncsn_loss(score_fn: NoiseScoreFn, x: Array, key: PRNGKey, sigmas: Array) -> 
     Raises:
       ValueError: on a bad ``x``, ``sigmas`` or ``score_fn`` output shape.
     """
-    _check_x("x", x)
+    check_float_batch("x", x)
     sigmas = _check_sigmas(sigmas).astype(x.dtype)
     _check_model("score_fn", score_fn, x, x.dtype)
     i_key, noise_key = jax.random.split(key)
@@ -673,7 +665,7 @@ def sde_score_loss(
     Raises:
       ValueError: on a bad ``x0``, ``eps`` or ``score_fn`` output shape.
     """
-    _check_x("x0", x0)
+    check_float_batch("x0", x0)
     if not isinstance(eps, jax.Array) and not (0 < eps < sde.T):
         raise ValueError(f"eps must satisfy 0 < eps < T = {sde.T}; got {eps!r}")
     _check_model("score_fn", score_fn, x0, x0.dtype)

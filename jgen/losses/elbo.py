@@ -109,7 +109,7 @@ def _normal_log_density(x: Array, mean: Array, log_std: Array) -> Array:
     return -0.5 * ((x - mean) * jnp.exp(-log_std)) ** 2 - log_std - _HALF_LOG_2PI
 
 
-def _log1mexp(a: Array) -> Array:
+def log1mexp(a: Array) -> Array:
     """``log(1 - exp(-a))`` for ``a > 0``, accurate for small and large ``a`` (Maechler 2012,
     "Accurately computing log(1 - exp(-|a|))": ``expm1`` below ``log 2``, ``log1p`` above)."""
     return jnp.where(a < math.log(2.0), jnp.log(-jnp.expm1(-a)), jnp.log1p(-jnp.exp(-a)))
@@ -237,7 +237,7 @@ def discretized_logistic_log_mass(
     return (
         jnp.where(highest, zero, jax.nn.log_sigmoid(a))
         + jnp.where(lowest, zero, jax.nn.log_sigmoid(-b))
-        + jnp.where(lowest | highest, zero, _log1mexp(a - b))
+        + jnp.where(lowest | highest, zero, log1mexp(a - b))
     )
 
 

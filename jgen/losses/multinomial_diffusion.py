@@ -47,9 +47,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen.checks import _concrete, check_choice, check_int, check_sample_shape
+from jgen.checks import check_choice, check_int, check_sample_shape, concrete_or_none
 from jgen.losses.diffusion import ESTIMATORS, bound_from_terms
-from jgen.samplers.ddpm import _check_schedule
+from jgen.samplers.ddpm import check_schedule
 from jgen.sdes.sde import expand
 from jgen.types import Array, PRNGKey
 
@@ -70,7 +70,7 @@ def _check_classes(name: str, x, num_classes: int) -> None:
         raise ValueError(
             f"{name} must hold integer category indices; got dtype {jnp.result_type(x)}"
         )
-    v = _concrete(x)
+    v = concrete_or_none(x)
     if v is not None and v.size and (v.min() < 0 or v.max() >= num_classes):
         raise ValueError(
             f"{name} must hold categories in [0, {num_classes}) (num_classes={num_classes}); "
@@ -91,7 +91,7 @@ def _check_steps(t, n: int, num_steps: int) -> None:
             f"t must be an integer array of shape ({n},); got shape {tuple(jnp.shape(t))} and "
             f"dtype {jnp.result_type(t)}"
         )
-    v = _concrete(t)
+    v = concrete_or_none(t)
     if v is not None and (v.min() < 0 or v.max() >= num_steps):
         raise ValueError(
             f"t must hold steps in [0, {num_steps}); got values from {int(v.min())} to "
@@ -159,7 +159,7 @@ def log_schedule(betas: Array) -> tuple[Array, Array]:
     Raises:
       ValueError: unless ``betas`` is a 1-D array with values in ``(0, 1)``.
     """
-    betas = _check_schedule("betas", betas)
+    betas = check_schedule("betas", betas)
     log_alpha = jnp.log1p(-betas)
     return log_alpha, jnp.cumsum(log_alpha)
 
@@ -364,7 +364,7 @@ def _term(
 def _check_bound_args(logits_fn, x0, betas, num_classes: int) -> Array:
     check_int("num_classes", num_classes, minimum=2)
     _check_classes("x0", x0, num_classes)
-    betas = _check_schedule("betas", betas)
+    betas = check_schedule("betas", betas)
     if betas.shape[0] < 2:
         raise ValueError(f"betas must have at least 2 steps for the bound; got {betas.shape[0]}")
     _check_network(logits_fn, x0, num_classes)
@@ -482,7 +482,7 @@ def multinomial_sample(
     """
     check_int("num_classes", num_classes, minimum=2)
     shape = check_sample_shape(shape)
-    betas = _check_schedule("betas", betas)
+    betas = check_schedule("betas", betas)
     n_steps = betas.shape[0]
     init_key, key = jax.random.split(key)
     x = jax.random.randint(init_key, shape, 0, num_classes, jnp.int32)

@@ -104,16 +104,17 @@ def ddpm_as_vp(
     config, event_shape: tuple[int, ...], params, y: Array | None = None
 ) -> tuple[VPSDE, TimeScoreFn]:
     """A trained DDPM (:mod:`jgen.models.ddpm`, ``params`` of its network) as the score of a VP
-        SDE, for predictor–corrector sampling, probability-flow sampling and ODE likelihoods; ``y``:
+    SDE, for predictor–corrector sampling, probability-flow sampling and ODE likelihoods; ``y``:
     the labels (or null classes) of a class-conditional DDPM.
 
-        The scaled linear schedule of ``N`` steps, ``beta_i = (0.1 + 19.9 i / (N - 1)) / N``, is the
-        Euler discretisation of the VP SDE with ``beta(t)`` from 0.1 to 20 on ``t = (i + 1) / N``
-        (Song et al. 2021, App. B), whatever ``N``; step ``i`` is fed to the network as ``(N - 1) t``
-        (the ``999 t`` of DDPM++ for ``N = 1000``), and ``s(x, t) = -eps(x, (N - 1) t) / std(t)``.
+    The scaled linear schedule of ``N`` steps, ``beta_i = (0.1 + 19.9 i / (N - 1)) / N``, is the
+    Euler discretisation of the VP SDE with ``beta(t)`` from 0.1 to 20 on ``t = (i + 1) / N``
+    (Song et al. 2021, App. B), whatever ``N``; step ``i`` is fed to the network as
+    ``(N - 1) t`` (the ``999 t`` of DDPM++ for ``N = 1000``), and
+    ``s(x, t) = -eps(x, (N - 1) t) / std(t)``.
 
-        Raises:
-          ValueError: for the cosine schedule (its continuous limit is not this SDE).
+    Raises:
+      ValueError: for the cosine schedule (its continuous limit is not this SDE).
     """
     mc = config.model
     if mc.schedule != "linear":

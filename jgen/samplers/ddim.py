@@ -14,7 +14,7 @@ import numpy as np
 
 from jgen.checks import check_int, check_sample_shape
 from jgen.samplers.chain import run_chain
-from jgen.samplers.ddpm import EpsFn, _check_schedule
+from jgen.samplers.ddpm import EpsFn, check_schedule
 from jgen.types import Array, PRNGKey
 
 
@@ -97,7 +97,7 @@ def ddim_sample(
       ValueError: on bad ``timesteps``, ``eta`` outside ``[0, 1]``, a bad ``shape`` or ``x_T``.
     """
     shape = check_sample_shape(shape)
-    abar = _check_schedule("alphas_cumprod", alphas_cumprod)
+    abar = check_schedule("alphas_cumprod", alphas_cumprod)
     ts = _check_timesteps(timesteps, abar.shape[0])
     check_int("record_every", record_every, 0)
     if isinstance(eta, int | float) and not 0.0 <= eta <= 1.0:
@@ -154,7 +154,7 @@ def ddim_encode(eps_fn: EpsFn, x0: Array, alphas_cumprod: Array, timesteps) -> A
     """
     x0 = jnp.asarray(x0)
     check_sample_shape(x0.shape)
-    abar = _check_schedule("alphas_cumprod", alphas_cumprod).astype(x0.dtype)
+    abar = check_schedule("alphas_cumprod", alphas_cumprod).astype(x0.dtype)
     ts = _check_timesteps(timesteps, abar.shape[0])[::-1]  # increasing
     t_eval = jnp.asarray(np.concatenate([ts[:1], ts[:-1]]), jnp.int32)
     a_from = jnp.concatenate([jnp.ones((1,), x0.dtype), abar[ts[:-1]]])

@@ -57,7 +57,7 @@ def _check_t_index(t_index, x: Array, name: str = "x0") -> None:
         raise ValueError(f"t_index must be an integer array; got dtype {jnp.result_type(t_index)}")
 
 
-def _check_schedule(name: str, values) -> Array:
+def check_schedule(name: str, values) -> Array:
     """A non-empty 1-D schedule with (when concrete) every value in the open interval (0, 1)."""
     values = jnp.asarray(values)
     if values.ndim != 1 or values.shape[0] < 1:
@@ -87,11 +87,11 @@ def q_sample(x0: Array, t_index: Array, noise: Array, alphas_cumprod: Array) -> 
     if jnp.shape(noise) != x0.shape:
         raise ValueError(f"noise must have the shape of x0 {x0.shape}; got {jnp.shape(noise)}")
     _check_t_index(t_index, x0)
-    abar = _check_schedule("alphas_cumprod", alphas_cumprod).astype(x0.dtype)[t_index]
+    abar = check_schedule("alphas_cumprod", alphas_cumprod).astype(x0.dtype)[t_index]
     return expand(jnp.sqrt(abar), x0) * x0 + expand(jnp.sqrt(1.0 - abar), x0) * noise
 
 
-def _posterior_coefficients(betas: Array) -> tuple[Array, Array, Array]:
+def posterior_coefficients(betas: Array) -> tuple[Array, Array, Array]:
     """``(c0, ct, var)`` of ``q(x_{t-1} | x_t, x_0) = N(c0 x_0 + ct x_t, var I)``, for each t."""
     # 1 - abar through expm1: at t = 0 it is beta_0 to the last bit, so c0 = 1 and ct = 0 there.
     log_abar = jnp.cumsum(jnp.log1p(-betas))
@@ -126,13 +126,13 @@ def posterior_mean_variance(
     if jnp.shape(xt) != x0.shape:
         raise ValueError(f"xt must have the shape of x0 {x0.shape}; got {jnp.shape(xt)}")
     _check_t_index(t_index, x0)
-    betas = _check_schedule("betas", betas).astype(x0.dtype)
-    c0, ct, var = (c[t_index] for c in _posterior_coefficients(betas))
+    betas = check_schedule("betas", betas).astype(x0.dtype)
+    c0, ct, var = (c[t_index] for c in posterior_coefficients(betas))
     return expand(c0, x0) * x0 + expand(ct, x0) * xt, var
 
 
 def _posterior_variance(betas: Array) -> Array:
-    return _posterior_coefficients(betas)[2]
+    return posterior_coefficients(betas)[2]
 
 
 def _beta_variance(betas: Array) -> Array:
@@ -183,14 +183,14 @@ def ddpm_sample(
     check_int("record_every", record_every, 0)
     if clip is not None and isinstance(clip, int | float) and not clip > 0:
         raise ValueError(f"clip must be None or > 0; got {clip!r}")
-    betas = _check_schedule("betas", betas)
+    betas = check_schedule("betas", betas)
     n_steps = betas.shape[0]
 
     init_key, chain_key = jax.random.split(key)
     x = jax.random.normal(init_key, shape)
     betas = betas.astype(x.dtype)
     abar = _alphas_cumprod(betas)
-    c0, ct, _ = _posterior_coefficients(betas)
+    c0, ct, _ = posterior_coefficients(betas)
     sigma = jnp.sqrt(VARIANCES[variance](betas))
 
     def step(x, key, i):
