@@ -37,6 +37,7 @@ import numpy as np
 from jax.scipy.special import log_ndtr
 
 from jgen.checks import check_choice, check_float_batch, check_int, check_positive
+from jgen.gaussian import normal_kl
 from jgen.losses.elbo import log1mexp
 from jgen.losses.likelihood import bits_per_dim
 from jgen.samplers.ddpm import check_schedule, posterior_coefficients
@@ -90,25 +91,6 @@ def _num_dims(x: Array) -> int:
 
 # --------------------------------------------------------------------------------------------
 # Gaussian KL and the discretised Gaussian decoder.
-
-
-def gaussian_kl(mean1: Array, logvar1: Array, mean2: Array, logvar2: Array) -> Array:
-    """Elementwise ``KL(N(mean1, exp(logvar1)) || N(mean2, exp(logvar2)))`` in nats.
-
-    ``KL = 1/2 [logvar2 - logvar1 + exp(logvar1 - logvar2) - 1 + (mean1 - mean2)^2 exp(-logvar2)]``
-    (the ``normal_kl`` of Ho et al. 2020's code). Written as ``expm1(d) - d`` with
-    ``d = logvar1 - logvar2``, so two close variances do not cancel catastrophically. Unlike
-    :func:`jgen.losses.elbo.gaussian_kl_between` (per example, log standard deviations), this is
-    elementwise in log-variances, the form the diffusion bound needs per step.
-
-    Args:
-      mean1, logvar1, mean2, logvar2: arrays that broadcast together.
-
-    Returns:
-      The KL per element, of the broadcast shape.
-    """
-    d = logvar1 - logvar2
-    return 0.5 * (jnp.expm1(d) - d + (mean1 - mean2) ** 2 * jnp.exp(-logvar2))
 
 
 def _log_ndtr_diff(upper: Array, lower: Array) -> Array:
@@ -321,7 +303,7 @@ def _vlb_term(
     log_var_p = _model_log_variance(variance, v, t, betas, x0)
     # beta~_0 = 0: the KL is not used at t = 0, but must stay finite for jnp.where's gradient.
     log_var_q = jnp.log(jnp.where(expand(t, x0) == 0, 1.0, var))
-    kl = _sum_event(gaussian_kl(mean_q, log_var_q, mean_p, log_var_p) + jnp.zeros_like(x0))
+    kl = _sum_event(normal_kl(mean_q, log_var_q, mean_p, log_var_p) + jnp.zeros_like(x0))
     log_scale = 0.5 * log_var_p + jnp.zeros_like(x0)
     if num_bins is None:
         decoder = _sum_event(
@@ -429,7 +411,7 @@ def prior_kl(x0: Array, betas: Array) -> Array:
     betas = check_schedule("betas", betas).astype(x0.dtype)
     log_abar = jnp.sum(jnp.log1p(-betas))
     mean = jnp.exp(0.5 * log_abar) * x0
-    return _sum_event(gaussian_kl(mean, jnp.log(-jnp.expm1(log_abar)), 0.0, 0.0))
+    return _sum_event(normal_kl(mean, jnp.log(-jnp.expm1(log_abar)), 0.0, 0.0))
 
 
 ESTIMATORS = ("exact", "sample")

@@ -27,7 +27,7 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from jgen.checks import check_choice, check_int, check_positive
-from jgen.gaussian import standard_normal_log_prob
+from jgen.gaussian import normal_kl, standard_normal_log_prob
 from jgen.types import Array, PRNGKey
 
 Encoder = Callable[[Array], tuple[Array, Array]]
@@ -246,11 +246,7 @@ def discretized_logistic_log_mass(
 
 
 def _diagonal_gaussian_kl(mean_q, log_std_q, mean_p, log_std_p) -> Array:
-    # r - 1 - log r with r = (s_q / s_p)^2 is expm1(2 d) - 2 d, d = log s_q - log s_p: no
-    # cancellation when the two scales are close (q near the prior, the usual case at init).
-    d = log_std_q - log_std_p
-    terms = jnp.expm1(2.0 * d) - 2.0 * d + ((mean_q - mean_p) * jnp.exp(-log_std_p)) ** 2
-    return 0.5 * _sum_event(terms)
+    return _sum_event(normal_kl(mean_q, 2.0 * log_std_q, mean_p, 2.0 * log_std_p))
 
 
 def gaussian_kl(mean: Array, log_std: Array) -> Array:

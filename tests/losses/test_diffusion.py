@@ -23,12 +23,12 @@ import pytest
 import scipy.integrate
 import scipy.stats
 
+from jgen.gaussian import normal_kl
 from jgen.losses.diffusion import (
     ddpm_eps_loss,
     discretized_gaussian_log_likelihood,
     discretized_gaussian_log_mass,
     drop_labels,
-    gaussian_kl,
     guided_eps,
     hybrid_loss,
     ncsn_loss,
@@ -107,19 +107,19 @@ def gaussian_data(seed, n, m=M, s=S):
 
 
 @pytest.mark.parametrize("m1,lv1,m2,lv2", [(0.3, -1.0, -0.5, 0.4), (2.0, 1.5, 0.0, 0.0)])
-def test_gaussian_kl_matches_quadrature_and_monte_carlo(x64, m1, lv1, m2, lv2):
+def test_normal_kl_matches_quadrature_and_monte_carlo(x64, m1, lv1, m2, lv2):
     p = scipy.stats.norm(m1, math.exp(lv1 / 2))
     q = scipy.stats.norm(m2, math.exp(lv2 / 2))
     quad = scipy.integrate.quad(lambda x: p.pdf(x) * (p.logpdf(x) - q.logpdf(x)), -40, 40)[0]
-    got = float(gaussian_kl(jnp.array(m1), jnp.array(lv1), jnp.array(m2), jnp.array(lv2)))
+    got = float(normal_kl(jnp.array(m1), jnp.array(lv1), jnp.array(m2), jnp.array(lv2)))
     np.testing.assert_allclose(got, quad, rtol=1e-9)
     x = p.rvs(size=200_000, random_state=np.random.default_rng(0))
     within_se(p.logpdf(x) - q.logpdf(x), got)
 
 
-def test_gaussian_kl_is_accurate_for_close_variances(x64):
+def test_normal_kl_is_accurate_for_close_variances(x64):
     d = 1e-7  # KL = (e^d - 1 - d) / 2 = d^2 / 4 + d^3 / 12 + ...: cancels in the naive form
-    got = float(gaussian_kl(jnp.array(0.0), jnp.array(d), jnp.array(0.0), jnp.array(0.0)))
+    got = float(normal_kl(jnp.array(0.0), jnp.array(d), jnp.array(0.0), jnp.array(0.0)))
     np.testing.assert_allclose(got, d**2 / 4 + d**3 / 12, rtol=1e-9)
 
 
