@@ -52,6 +52,7 @@ def unet_model(image_shape: tuple[int, ...], **overrides):
         channels=unet["channels"],
         channel_mults=tuple(unet["channel_mults"]),
         num_res_blocks=unet.get("num_res_blocks", 2),
+        attention_resolutions=tuple(unet.get("attention_resolutions") or ()),
         num_groups=unet.get("num_groups", 8),
         dropout=unet.get("dropout", 0.0),
         **overrides,

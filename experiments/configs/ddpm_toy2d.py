@@ -26,6 +26,7 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
         channels=32,
         channel_mults=(1, 2),
         num_res_blocks=2,
+        attention_resolutions=(),
         dropout=0.0,
         num_groups=8,
         num_classes=0,

@@ -94,6 +94,8 @@ def network(config, event_shape: tuple[int, ...]):
         channels=mc.channels,
         channel_mults=tuple(mc.channel_mults),
         num_res_blocks=mc.num_res_blocks,
+        # empty: UNet's default, attention at the lowest resolution only
+        attention_resolutions=tuple(mc.get("attention_resolutions", ())) or None,
         dropout=mc.dropout,
         num_groups=mc.num_groups,
         num_classes=mc.num_classes,
