@@ -85,21 +85,20 @@ def check_gan(outputs: str) -> None:
     assert 0.0 < d_loss < 4.0, d_loss
 
 
+def fields(outputs: str, prefix: str) -> dict[str, dict[str, float]]:
+    """Printed lines ``PREFIX name: key=value key=value ...`` as ``{name: {key: value}}``."""
+    table = {}
+    for line in outputs.splitlines():
+        if line.startswith(prefix + " "):
+            name, values = line[len(prefix) + 1 :].split(": ")
+            table[name] = {k: float(v) for k, v in (part.split("=") for part in values.split())}
+    return table
+
+
 def check_energy_based(outputs: str) -> None:
-    lines = outputs.splitlines()
-
-    def fields(prefix: str) -> dict[str, dict[str, float]]:
-        # "PREFIX name: key=value key=value ..." -> {name: {key: value}}
-        table = {}
-        for line in lines:
-            if line.startswith(prefix + " "):
-                name, values = line[len(prefix) + 1 :].split(": ")
-                table[name] = {k: float(v) for k, v in (part.split("=") for part in values.split())}
-        return table
-
     mode = outputs.split("mode:")[1].split()[0]
     entropy = float(outputs.split("true entropy")[1].split()[0])
-    references, results = fields("REFERENCE"), fields("RESULT")
+    references, results = fields(outputs, "REFERENCE"), fields(outputs, "RESULT")
     names = (
         "max likelihood (PCD)",
         "denoising score matching",
@@ -129,19 +128,8 @@ def check_energy_based(outputs: str) -> None:
 
 
 def check_diffusion(outputs: str) -> None:
-    lines = outputs.splitlines()
-
-    def fields(prefix: str) -> dict[str, dict[str, float]]:
-        # "PREFIX name: key=value key=value ..." -> {name: {key: value}}
-        table = {}
-        for line in lines:
-            if line.startswith(prefix + " "):
-                name, values = line[len(prefix) + 1 :].split(": ")
-                table[name] = {k: float(v) for k, v in (part.split("=") for part in values.split())}
-        return table
-
     mode = outputs.split("mode:")[1].split()[0]
-    references, results = fields("REFERENCE"), fields("RESULT")
+    references, results = fields(outputs, "REFERENCE"), fields(outputs, "RESULT")
     names = (
         "simple, linear",
         "simple, cosine",
